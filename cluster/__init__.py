@@ -1,0 +1,1 @@
+"""Farm membership, the consistent-hash ring and the inter-member link (issue: the farm)."""

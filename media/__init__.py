@@ -1,0 +1,1 @@
+"""Media relaying: RTP relay, SDP rewriting, ICE/WebRTC (a later issue)."""

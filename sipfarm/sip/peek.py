@@ -1,0 +1,143 @@
+"""The router's fast read of a message: only what it needs to place a packet.
+
+:func:`peek` finds the top Via (branch, sent-by, rport), Call-ID, CSeq, the
+To-tag, the first Route and the Request-URI without parsing anything else
+(DESIGN.md "Ownership"; STYLE.md §3).  It is called for every packet, so it
+runs a handful of C-level regex searches and nothing per header.  A message
+with folded header lines (rare) is read through the full parser instead, so
+the answer is the same either way.  Values are the bytes as written.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+from .errors import BadRequest
+from .message import Request, parse
+
+__all__ = ["Peek", "peek"]
+
+# Searched in the lower-cased header block; values are cut from the original at the
+# same offsets (lower() keeps every byte where it is).
+_VIA = re.compile(rb"\n(?:via|v)[ \t]*:[ \t]*sip[ \t]*/[ \t]*2\.0[ \t]*/[ \t]*[a-z]+[ \t]+([^;, \t\r\n]+)([^,\r\n]*)")
+_CALL_ID = re.compile(rb"\n(?:call-id|i)[ \t]*:[ \t]*([^ \t\r\n]+)")
+_CSEQ = re.compile(rb"\ncseq[ \t]*:[ \t]*([0-9]{1,10})[ \t]+([^ \t\r\n]+)")
+_TO = re.compile(rb"\n(?:to|t)[ \t]*:([^\r\n]*)")
+_ROUTE = re.compile(rb"\nroute[ \t]*:[^<\r\n]*<([^>\r\n]*)>")
+_BRANCH = re.compile(rb";[ \t]*branch[ \t]*=[ \t]*([^;, \t\r\n]+)")
+_RPORT = re.compile(rb";[ \t]*rport(?:[ \t]*=[ \t]*([0-9]*))?[ \t]*(?:;|\Z)")
+_TAG = re.compile(rb";[ \t]*tag[ \t]*=[ \t]*([^;, \t\r\n>]+)")
+_FOLD = re.compile(rb"\n[ \t]")
+
+
+class Peek(NamedTuple):
+    """What the farm router reads of a packet, as the bytes on the wire; ``None`` when absent."""
+
+    method: bytes | None  # None for a response
+    status: int | None  # None for a request
+    request_uri: bytes | None
+    branch: bytes | None
+    sent_by: bytes | None
+    rport: bytes | None  # b'' when asked for without a value
+    call_id: bytes | None
+    cseq_seq: int | None
+    cseq_method: bytes | None
+    to_tag: bytes | None
+    route: bytes | None  # URI of the first Route entry
+
+    @property
+    def is_request(self) -> bool:
+        return self.method is not None
+
+
+_new = tuple.__new__
+
+
+def peek(data: bytes) -> Peek:
+    """Read the routing fields of ``data``; raises BadRequest when it is not SIP at all."""
+    if data[:2] == b"\r\n":
+        data = data.lstrip(b"\r\n")
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return _peek_parsed(data)  # bare LF line ends, or no header end: the parser decides
+    low = data[: end + 2].lower()
+    if _FOLD.search(low) is not None:
+        return _peek_parsed(data)
+    eol = low.find(b"\r\n")
+    if low[:4] == b"sip/":
+        code = data[8:11]
+        if data[7:8] != b" " or not code.isdigit():
+            raise BadRequest("Malformed Status-Line")
+        method = request_uri = None
+        status: int | None = int(code)
+    else:
+        parts = data[:eol].split(b" ")
+        if len(parts) != 3:
+            raise BadRequest("Malformed Request-Line")
+        method, request_uri, _ = parts
+        status = None
+
+    branch = sent_by = rport = None
+    m = _VIA.search(low)
+    if m is not None:
+        sent_by = data[m.start(1) : m.end(1)]
+        ps, pe = m.span(2)
+        params = low[ps:pe]
+        if params:
+            b = _BRANCH.search(params)
+            if b is not None:
+                branch = data[ps + b.start(1) : ps + b.end(1)]
+            if b"rport" in params:
+                r = _RPORT.search(params)
+                if r is not None:
+                    rport = r.group(1) or b""
+
+    m = _CALL_ID.search(low)
+    call_id = data[m.start(1) : m.end(1)] if m else None
+
+    m = _CSEQ.search(low)
+    if m is not None:
+        cseq_seq: int | None = int(m.group(1))
+        cseq_method = data[m.start(2) : m.end(2)]
+    else:
+        cseq_seq = cseq_method = None
+
+    to_tag = None
+    m = _TO.search(low)
+    if m is not None:
+        ts, te = m.span(1)
+        gt = low.rfind(b">", ts, te)
+        t = _TAG.search(low, gt + 1 if gt >= 0 else ts, te)
+        if t is not None:
+            to_tag = data[t.start(1) : t.end(1)]
+
+    route = None
+    if b"\nroute" in low:
+        m = _ROUTE.search(low)
+        if m is not None:
+            route = data[m.start(1) : m.end(1)]
+
+    return _new(Peek, (
+        method, status, request_uri, branch, sent_by, rport, call_id, cseq_seq, cseq_method,
+        to_tag, route,
+    ))
+
+
+def _peek_parsed(data: bytes) -> Peek:
+    """Folded headers: take the same fields from the full parse."""
+    msg = parse(data)
+    top = msg.via[0]
+
+    def b(text: str | None) -> bytes | None:
+        return None if text is None else text.encode("utf-8", "surrogateescape")
+
+    route = str(msg.route[0].uri) if msg.route else None
+    if isinstance(msg, Request):
+        method, status, ruri = b(msg.method), None, b(str(msg.uri))
+    else:
+        method, status, ruri = None, msg.status, None
+    return Peek(
+        method, status, ruri, b(top.branch), b(top.sent_by), b(top.rport), b(msg.call_id),
+        msg.cseq.seq, b(msg.cseq.method), b(msg.to.tag), b(route),
+    )

@@ -1,0 +1,36 @@
+"""What a UAS or proxy checks once a request has parsed (RFC 3261 §8.2.1–§8.2.3, §16.3)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from .errors import BadExtension, BadRequest, TooManyHops, UnsupportedUriScheme
+from .message import Request
+
+__all__ = ["SCHEMES", "validate_request"]
+
+#: Request-URI schemes the server serves (§8.2.2.1: others get 416).
+SCHEMES = frozenset({"sip", "sips", "tel"})
+
+
+def validate_request(request: Request, supported: Collection[str] = ()) -> None:
+    """Raise the SipError a request that parsed still earns, or return.
+
+    - CSeq method differs from the request method: 400 (§8.1.1.5);
+    - Request-URI scheme not sip/sips/tel: 416 (§8.2.2.1);
+    - Require with an option tag not in ``supported``: 420 + Unsupported
+      (§8.2.2.3; not for ACK and CANCEL);
+    - Max-Forwards 0 on anything but OPTIONS: 483 (§16.3 step 3; OPTIONS is
+      answered by the server itself, §11).
+    """
+    if request.cseq.method != request.method:
+        raise BadRequest("CSeq method does not match the request method")
+    if request.uri.scheme not in SCHEMES:
+        raise UnsupportedUriScheme()
+    if request.method not in ("ACK", "CANCEL") and "require" in request.headers:
+        low = {s.lower() for s in supported}
+        unknown = [t for t in request.headers.tokens("require") if t.lower() not in low]
+        if unknown:
+            raise BadExtension(unknown)
+    if request.max_forwards == 0 and request.method != "OPTIONS":
+        raise TooManyHops()
