@@ -279,7 +279,7 @@ class RunningServer:
 
     def describe(self, what: str) -> str:
         tail = "\n".join(self.stderr_text().splitlines()[-20:])
-        return f"{self.spec.name} (pid {self.pid}) {what}; stderr:\n{tail}"
+        return f"{self.spec.name} (pid {self.pid}) {what}\n--- its stderr, last lines:\n{tail}"
 
 
 @contextlib.contextmanager
@@ -360,12 +360,26 @@ class SippStats:
     retransmissions: int
     #: First transmissions of every <send> in the scenario, plus retransmissions.
     messages_sent: int
-    #: From SIPp's StartTime to its last statistics row (its exit).
+    #: From SIPp's StartTime to its last statistics row (its exit, which lingers).
     elapsed_s: float
     #: Response times (rtd 1) in ms, at the resolution of SIPp's clock.
     rtts_ms: tuple[float, ...]
+    #: From the first to the last response timed (rtd 1): the span the calls took.
+    response_span_s: float
     #: CPU seconds SIPp itself used (user + system).
     cpu_s: float
+
+    @property
+    def achieved_rate(self) -> float:
+        """Successful calls per second over the response span (or SIPp's run time).
+
+        SIPp exits 0.1-0.2 s after its last call, and its StartTime comes before its
+        first; over a step of a few seconds that alone costs a few percent of rate.
+        The span between the first and the last response has neither.
+        """
+        if self.successful > 1 and self.response_span_s > 0:
+            return (self.successful - 1) / self.response_span_s
+        return self.successful / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
 
 def _stat_time(value: str) -> float:
@@ -389,14 +403,19 @@ def read_counts_csv(path: Path) -> dict[str, int]:
     return {k: int(v) for k, v in zip(rows[0], rows[-1], strict=False) if k and v.isdigit()}
 
 
-def read_rtt_csv(path: Path, rtd: int = 1) -> list[float]:
-    """Response times in ms from a ``-trace_rtt`` file (``Date_ms;response_time_ms;rtd_no``)."""
-    times = []
+def read_rtt_csv(path: Path, rtd: int = 1) -> list[tuple[float, float]]:
+    """``(when, response time)`` pairs in ms from a ``-trace_rtt`` file.
+
+    Its columns are ``Date_ms;response_time_ms;rtd_no``: when the response came, in
+    ms from SIPp's start (6 significant digits), and how long it took.  Both come from
+    SIPp's coarse clock (see the module docstring).
+    """
+    pairs = []
     with path.open(newline="") as f:
         for row in csv.reader(f, delimiter=";"):
             if len(row) >= 3 and row[2] == str(rtd):
-                times.append(float(row[1]))
-    return times
+                pairs.append((float(row[0]), float(row[1])))
+    return pairs
 
 
 def run_sipp(run: SippRun, workdir: Path) -> SippStats:
@@ -422,11 +441,15 @@ def run_sipp(run: SippRun, workdir: Path) -> SippStats:
     counts: dict[str, int] = {}
     for path in workdir.glob("*_counts.csv"):
         counts = read_counts_csv(path)
-    rtts: list[float] = []
+    rtts: list[tuple[float, float]] = []
     for path in workdir.glob("*_rtt.csv"):
         rtts.extend(read_rtt_csv(path))
+    dates = [when for when, _ in rtts]
     retrans = int(stat["Retransmissions(C)"])
-    first_sends = sum(v for k, v in counts.items() if k.endswith("_Sent"))
+    # Without a counts file, assume one request per call.
+    first_sends = sum(v for k, v in counts.items() if k.endswith("_Sent")) or int(
+        stat["TotalCallCreated"]
+    )
     return SippStats(
         returncode=returncode,
         created=int(stat["TotalCallCreated"]),
@@ -435,7 +458,8 @@ def run_sipp(run: SippRun, workdir: Path) -> SippStats:
         retransmissions=retrans,
         messages_sent=first_sends + retrans,
         elapsed_s=_stat_time(stat["CurrentTime"]) - _stat_time(stat["StartTime"]),
-        rtts_ms=tuple(rtts),
+        rtts_ms=tuple(rtt for _, rtt in rtts),
+        response_span_s=(max(dates) - min(dates)) / 1000 if dates else 0.0,
         cpu_s=(after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
     )
 
@@ -545,7 +569,7 @@ def judge(
     wanted = criteria.min_rate_fraction * rate * duration_s
     if stats.successful < wanted:
         failures.append(f"{stats.successful} calls completed < {wanted:.0f}")
-    achieved = stats.successful / stats.elapsed_s if stats.elapsed_s > 0 else 0.0
+    achieved = stats.achieved_rate
     if achieved < criteria.min_rate_fraction * rate:
         failures.append(f"achieved {achieved:.0f}/s < {criteria.min_rate_fraction:.0%} of {rate}/s")
     return tuple(failures)
@@ -591,7 +615,7 @@ def run_step(server: RunningServer, config: SweepConfig, rate: int, workdir: Pat
         retransmissions=stats.retransmissions,
         messages_sent=stats.messages_sent,
         elapsed_s=stats.elapsed_s,
-        achieved_rate=stats.successful / stats.elapsed_s if stats.elapsed_s > 0 else 0.0,
+        achieved_rate=stats.achieved_rate,
         rtt_ms=percentiles(stats.rtts_ms),
         server_cpu_us_per_request=1e6 * server_cpu_s / requests if requests else None,
         server_cpu_pct=100.0 * server_cpu_s / wall_s,
@@ -651,24 +675,34 @@ def _round_rate(rate: float) -> int:
     return int(round(rate / scale) * scale)
 
 
-def sweep(server: RunningServer, config: SweepConfig, workdir: Path) -> list[StepResult]:
-    """Run steps at the rates :class:`RateSearch` picks, within ``config.budget_s``."""
+def sweep(
+    server: RunningServer, config: SweepConfig, workdir: Path
+) -> tuple[list[StepResult], str | None]:
+    """Run steps at the rates :class:`RateSearch` picks, within ``config.budget_s``.
+
+    Returns the steps run and, when the server died or stopped answering (or SIPp
+    failed by itself), what happened; the steps before that are kept.
+    """
     search = RateSearch(config.start_rate, rates=config.rates, refine_steps=config.refine_steps)
     steps: list[StepResult] = []
     started = time.monotonic()
-    while (rate := search.next_rate()) is not None:
-        spent = time.monotonic() - started
-        if spent + config.duration_s + STEP_OVERHEAD_S > config.budget_s:
-            logger.info("%s: budget of %.0f s spent, stopping", server.spec.name, config.budget_s)
-            break
-        step = run_step(server, config, rate, workdir / f"step-{len(steps):02d}-{rate}")
-        steps.append(step)
-        search.record(rate, step.passed)
-        logger.info("%s: %s", server.spec.name, _step_line(step))
-        # Let the queues drain, and make sure the server survived before the next step.
-        time.sleep(0.5 if step.passed else 1.0)
-        server.wait_until_answering()
-    return steps
+    try:
+        while (rate := search.next_rate()) is not None:
+            spent = time.monotonic() - started
+            if spent + config.duration_s + STEP_OVERHEAD_S > config.budget_s:
+                logger.info("%s: budget of %.0f s spent", server.spec.name, config.budget_s)
+                break
+            step = run_step(server, config, rate, workdir / f"step-{len(steps):02d}-{rate}")
+            steps.append(step)
+            search.record(rate, step.passed)
+            logger.info("%s: %s", server.spec.name, _step_line(step))
+            # Let the queues drain; the server must still answer before the next step.
+            time.sleep(0.5 if step.passed else 1.0)
+            server.wait_until_answering()
+    except (ServerError, SippError) as exc:
+        logger.error("%s", exc)
+        return steps, str(exc)
+    return steps, None
 
 
 @dataclass(frozen=True, slots=True)
@@ -677,6 +711,8 @@ class ServerReport:
     argv: tuple[str, ...]
     steps: tuple[StepResult, ...]
     error: str | None = None
+    #: 1-minute load average when the server started: other work skews the numbers.
+    loadavg: float = 0.0
 
     @property
     def best(self) -> StepResult | None:
@@ -688,17 +724,24 @@ def bench(specs: Sequence[ServerSpec], config: SweepConfig, workdir: Path) -> li
     """Sweep every server in turn (one at a time, so they never share the CPU)."""
     reports = []
     for spec in specs:
+        loadavg = os.getloadavg()[0]
+        if loadavg > 0.5 * (os.cpu_count() or 1):
+            logger.warning(
+                "load average %.1f on %s CPUs: earlier or other work may skew the numbers",
+                loadavg,
+                os.cpu_count(),
+            )
         serverdir = workdir / spec.name
         serverdir.mkdir(parents=True, exist_ok=True)
         steps: list[StepResult] = []
         error = None
         try:
             with running(spec, serverdir) as server:
-                steps = sweep(server, config, serverdir)
+                steps, error = sweep(server, config, serverdir)
         except (ServerError, SippError) as exc:
             logger.error("%s", exc)
             error = str(exc)
-        reports.append(ServerReport(spec.name, spec.argv, tuple(steps), error))
+        reports.append(ServerReport(spec.name, spec.argv, tuple(steps), error, loadavg))
     return reports
 
 
@@ -735,7 +778,7 @@ def _step_line(step: StepResult) -> str:
 
 
 TABLE_COLUMNS = (
-    ("rate/s", 8), ("achieved", 9), ("calls", 7), ("fail%", 6), ("retrans", 7),
+    ("rate/s", 8), ("achieved", 9), ("ok", 7), ("fail%", 6), ("retrans", 7),
     ("p50ms", 6), ("p95ms", 6), ("p99ms", 6), ("mean ms", 7), ("us/req", 7),
     ("srvCPU%", 7), ("sippCPU%", 8), ("verdict", 0),
 )  # fmt: skip
@@ -743,10 +786,12 @@ TABLE_COLUMNS = (
 
 def format_table(report: ServerReport) -> str:
     """One line per step, in the order they ran."""
-    lines = [f"== {report.name}: {' '.join(report.argv)}"]
+    lines = [f"== {report.name} (load average {report.loadavg:.1f}): {' '.join(report.argv)}"]
     if report.error:
-        lines.append(f"   not measured: {report.error.splitlines()[0]}")
-    lines.append(" ".join(f"{name:>{width}}" for name, width in TABLE_COLUMNS))
+        label = "stopped early" if report.steps else "not measured"
+        lines.append(f"   {label}: {report.error.splitlines()[0]}")
+    if report.steps:
+        lines.append(" ".join(f"{name:>{width}}" for name, width in TABLE_COLUMNS))
     for s in report.steps:
         cells = (
             s.target_rate, f"{s.achieved_rate:.0f}", s.successful, f"{s.failed_pct:.2f}",

@@ -77,7 +77,12 @@ class StreamFramer:
         return len(self._buf)
 
     def feed(self, data: bytes) -> list[bytes]:
-        """Take the next bytes of the stream; return each message they complete, in order."""
+        """Take the next bytes of the stream; return each message they complete, in order.
+
+        Raises :class:`BadRequest` (400) or :class:`MessageTooLarge` (513) when the bytes
+        break the framing; messages completed earlier in the same call go with the
+        connection, which the edge closes.
+        """
         if self._broken is not None:
             raise type(self._broken)(self._broken.reason)
         buf = self._buf
@@ -139,12 +144,16 @@ class StreamFramer:
         header_len = eoh + 4 - pos
         if header_len > self.max_header_size:
             raise MessageTooLarge("Header section too large")
-        values = [m.group(1) for m in _CONTENT_LENGTH.finditer(buf, pos, eoh + 4)]
-        if not values:
+        end = eoh + 4
+        m = _CONTENT_LENGTH.search(buf, pos, end)
+        if m is None:
             raise BadRequest("Missing Content-Length")
-        if len(values) > 1:
+        if _CONTENT_LENGTH.search(buf, m.end(), end) is not None:
             raise BadRequest("Multiple Content-Length")
-        value = _FOLD.sub(b" ", values[0]).strip(b" \t")
+        value = m.group(1)
+        if b"\r" in value:
+            value = _FOLD.sub(b" ", value)
+        value = value.strip(b" \t")
         if not value.isdigit():
             raise BadRequest("Bad Content-Length")
         if len(value) > _MAX_DIGITS:

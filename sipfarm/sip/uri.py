@@ -225,7 +225,9 @@ _FAST_SIP = re.compile(
 
 def check_ipv4(host: str) -> str:
     """``host`` matched HOST_PATTERN; an IPv4 address also needs octets ≤ 255."""
-    if host[-1] <= "9" and any(int(o) > 255 for o in host.split(".")):
+    if host[-1] <= "9" and host.replace(".", "").isdigit() and any(
+        int(o) > 255 for o in host.split(".")
+    ):
         raise BadRequest("Bad IPv4 address")
     return host
 

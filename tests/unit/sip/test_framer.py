@@ -100,8 +100,17 @@ def test_partial_message_waits() -> None:
         f"Content-Length:\r\n  {len(BODY)}",
         f"Content-Length: 0000{len(BODY)}",
     ],
-    ids=["canonical", "lower", "upper", "compact", "compact-upper", "sp-before-colon",
-         "tabs", "folded", "leading-zeros"],
+    ids=[
+        "canonical",
+        "lower",
+        "upper",
+        "compact",
+        "compact-upper",
+        "sp-before-colon",
+        "tabs",
+        "folded",
+        "leading-zeros",
+    ],
 )
 def test_content_length_spellings(line: str) -> None:
     """Compact form, any case, SP/HTAB before the colon, folded value (RFC 3261 §7.3)."""

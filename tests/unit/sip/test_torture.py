@@ -83,7 +83,7 @@ def resolve(msg: Any, path: str) -> Any:
 def matches(path: str, actual: Any, expected: Any) -> bool:
     if _PARAMS in path and expected is True:
         return actual is None  # present, without a value
-    if isinstance(expected, bool) or isinstance(expected, int):
+    if isinstance(expected, int):  # bool too
         return type(actual) is type(expected) and actual == expected
     if isinstance(expected, list):
         return isinstance(actual, list) and actual == expected

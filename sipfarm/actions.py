@@ -1,0 +1,36 @@
+"""What the cores say to the edges: where a message came from, and what to do with it.
+
+Inputs are named for what happened, outputs are imperatives (STYLE.md §2).  They
+are NamedTuples rather than frozen dataclasses because one is made per packet.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+__all__ = ["Action", "Drop", "SendResponse", "Source"]
+
+
+class Source(NamedTuple):
+    """Where a message came from: transport name (``UDP``/``TCP``), address and port."""
+
+    transport: str
+    host: str
+    port: int
+
+
+class SendResponse(NamedTuple):
+    """Send ``data``; over UDP to ``address``, over a stream on the connection it came in on."""
+
+    data: bytes
+    address: tuple[str, int]
+
+
+class Drop(NamedTuple):
+    """Nothing to send; ``reason`` is the counter bumped, ``detail`` says why (for the log)."""
+
+    reason: str
+    detail: str
+
+
+Action = SendResponse | Drop

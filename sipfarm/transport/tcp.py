@@ -1,0 +1,163 @@
+"""TCP: a stream framed by Content-Length (RFC 3261 §18.3); answers go back on the connection."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import Callable
+
+from ..sip.errors import SipError
+from ..sip.framer import StreamFramer
+from ..sip.response import salvage_response
+from ..actions import Action, Drop, SendResponse, Source
+from .config import TransportConfig
+from .ratelimit import RateLimitedLog
+
+logger = logging.getLogger(__name__)
+
+Receiver = Callable[[bytes, Source], Action]
+
+
+class TcpServer:
+    """Accepts connections and runs one :class:`TcpConnection` each; enforces the limits."""
+
+    def __init__(self, receive: Receiver, config: TransportConfig, counters: dict[str, int]):
+        self.receive = receive
+        self.config = config
+        self.counters = counters
+        self.per_source: dict[str, int] = {}
+        self.connections: set[TcpConnection] = set()
+        self.drops = RateLimitedLog(logger)
+        self._server: asyncio.AbstractServer | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
+
+    def count(self, name: str) -> None:
+        self.counters[name] = self.counters.get(name, 0) + 1
+
+    async def start(self, host: str, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._server = await loop.create_server(
+            lambda: TcpConnection(self), host, port, family=family, reuse_address=True,
+            reuse_port=True, backlog=1024,
+        )
+        self._sweep()
+
+    def _sweep(self) -> None:
+        """Close connections idle for longer than the limit (one timer for all of them)."""
+        now = time.monotonic()
+        for conn in list(self.connections):
+            if now - conn.last_activity > self.config.idle_timeout:
+                self.count("tcp_idle_closed")
+                conn.close("idle")
+        loop = asyncio.get_running_loop()
+        self._sweeper = loop.call_later(min(self.config.idle_timeout, 5.0), self._sweep)
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self.connections):
+            conn.close("shutdown")
+        if self._server is not None:
+            await self._server.wait_closed()
+
+
+class TcpConnection(asyncio.Protocol):
+    """One accepted connection; one catch-all around everything it receives."""
+
+    def __init__(self, server: TcpServer):
+        self.server = server
+        self.framer = StreamFramer(server.config.max_message_size, server.config.max_header_size)
+        self.transport: asyncio.Transport | None = None
+        self.peer: tuple[str, int] = ("", 0)
+        self.garbage = 0
+        self.last_activity = time.monotonic()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+        peer = transport.get_extra_info("peername")
+        self.peer = (peer[0], peer[1])
+        srv = self.server
+        n = srv.per_source.get(self.peer[0], 0) + 1
+        srv.per_source[self.peer[0]] = n
+        srv.connections.add(self)
+        if n > srv.config.max_connections_per_source:
+            srv.count("tcp_refused_per_source")
+            srv.drops.warning("tcp %s:%d refused: more than %d connections from it",
+                              self.peer[0], self.peer[1], srv.config.max_connections_per_source)
+            self.close("per-source limit")
+            return
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        logger.debug("tcp %s:%d connected", *self.peer)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        srv = self.server
+        if self in srv.connections:
+            srv.connections.discard(self)
+            left = srv.per_source.get(self.peer[0], 1) - 1
+            if left > 0:
+                srv.per_source[self.peer[0]] = left
+            else:
+                srv.per_source.pop(self.peer[0], None)
+        logger.debug("tcp %s:%d closed", *self.peer)
+
+    def close(self, why: str) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            logger.debug("tcp %s:%d closing: %s", self.peer[0], self.peer[1], why)
+            self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        self.last_activity = time.monotonic()
+        srv = self.server
+        transport = self.transport
+        assert transport is not None
+        if transport.is_closing():
+            return
+        try:
+            try:
+                messages = self.framer.feed(data)
+            except SipError as exc:
+                # The stream is out of step: answer if the head survives, then close.
+                srv.count("tcp_framing_errors")
+                answer = salvage_response(data, exc)
+                if answer is not None:
+                    transport.write(answer)
+                srv.drops.warning("tcp %s:%d framing error (%s), closing", self.peer[0],
+                                  self.peer[1], exc.reason)
+                self.close("framing error")
+                return
+            source = Source("TCP", self.peer[0], self.peer[1])
+            for message in messages:
+                if logger.isEnabledFor(logging.DEBUG):
+                    logger.debug("< tcp %s:%d %r", self.peer[0], self.peer[1], message)
+                action = srv.receive(message, source)
+                if type(action) is SendResponse:
+                    transport.write(action.data)
+                    if action.data[8:9] == b"4" and action.data[8:11] == b"400":
+                        self._spend_garbage()
+                elif isinstance(action, Drop) and action.reason == "garbage":
+                    self._spend_garbage()
+                if transport.is_closing():
+                    return
+        except Exception:
+            srv.count("tcp_errors")
+            logger.exception("tcp %s:%d failed on %r", self.peer[0], self.peer[1], data[:200])
+            self.close("internal error")
+
+    def _spend_garbage(self) -> None:
+        self.garbage += 1
+        if self.garbage > self.server.config.garbage_budget:
+            self.server.count("tcp_garbage_closed")
+            self.server.drops.warning("tcp %s:%d sent more than %d broken messages, closing",
+                                      self.peer[0], self.peer[1],
+                                      self.server.config.garbage_budget)
+            self.close("garbage budget spent")

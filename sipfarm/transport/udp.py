@@ -1,0 +1,83 @@
+"""UDP: one datagram is one message (RFC 3261 §18.1.1, §18.2.1)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+
+from ..sip.errors import MessageTooLarge
+from ..sip.response import salvage_response
+from ..actions import Action, Drop, SendResponse, Source
+from .config import TransportConfig
+from .ratelimit import RateLimitedLog
+
+logger = logging.getLogger(__name__)
+
+Receiver = Callable[[bytes, Source], Action]
+
+
+def bind_udp(host: str, port: int, config: TransportConfig) -> socket.socket:
+    """A UDP socket bound with SO_REUSEPORT, so that several members can share the port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, config.receive_buffer)
+        except OSError:
+            pass
+        sock.bind((host, port))
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class UdpServer(asyncio.DatagramProtocol):
+    """Feeds each datagram to ``receive`` and sends what it answers; one catch-all per datagram."""
+
+    def __init__(self, receive: Receiver, config: TransportConfig, counters: dict[str, int]):
+        self._receive = receive
+        self._config = config
+        self._counters = counters
+        self._transport: asyncio.DatagramTransport | None = None
+        self._drops = RateLimitedLog(logger)
+        self._debug = logger.isEnabledFor(logging.DEBUG)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
+        transport = self._transport
+        assert transport is not None
+        try:
+            if self._debug:
+                logger.debug("< udp %s:%d %r", addr[0], addr[1], data)
+            if len(data) > self._config.max_message_size:
+                self._counters["udp_too_large"] = self._counters.get("udp_too_large", 0) + 1
+                answer = salvage_response(data, MessageTooLarge())
+                if answer is not None:
+                    transport.sendto(answer, addr)
+                return
+            if not data.strip(b"\r\n"):  # RFC 5626 §3.5.1 keep-alive: nothing to answer on UDP
+                return
+            action = self._receive(data, Source("UDP", addr[0], addr[1]))
+            if type(action) is SendResponse:
+                if self._debug:
+                    logger.debug("> udp %s:%d %r", action.address[0], action.address[1],
+                                 action.data)
+                transport.sendto(action.data, action.address)
+            elif isinstance(action, Drop) and action.reason == "garbage":
+                self._drops.warning("udp garbage from %s:%d dropped (%s): %r", addr[0], addr[1],
+                                    action.detail, data[:120])
+        except Exception:
+            self._counters["udp_errors"] = self._counters.get("udp_errors", 0) + 1
+            logger.exception("udp datagram from %s:%d failed: %r", addr[0], addr[1], data[:200])
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable and friends: the peer is gone; nothing to do statelessly.
+        logger.debug("udp error: %s", exc)

@@ -1,0 +1,265 @@
+"""Real processes for the integration tests: a sipfarm member, and SIPp to talk to it.
+
+- :func:`start_member` starts ``.venv/bin/sipfarm member --sip HOST:PORT`` and waits
+  until it answers an OPTIONS over UDP, or stops it and raises with its stderr;
+- :func:`stop_process` stops a process by PID: SIGTERM, SIGKILL after 5 s;
+- :func:`run_sipp` runs one SIPp scenario bounded in calls and time and returns its
+  final statistics.
+
+Only loopback: every member gets a fresh 127.x.y.z address (:func:`fresh_loopback`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import math
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SIPFARM = REPO / ".venv" / "bin" / "sipfarm"
+SCENARIOS = REPO / "loadtest" / "scenarios"
+
+SIP_PORT = 5060
+READY_TIMEOUT_S = 10.0
+STOP_GRACE_S = 5.0
+
+
+class SippError(RuntimeError):
+    """SIPp failed by itself: bad arguments, a socket it could not bind, a hang."""
+
+
+# ------------------------------------------------------------------------- processes
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Whether both UDP and TCP ``host:port`` can be bound now."""
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        with socket.socket(socket.AF_INET, kind) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                return False
+    return True
+
+
+def fresh_loopback(port: int = SIP_PORT) -> str:
+    """A random 127.64-127.127.x.y address whose ``port`` is free on UDP and TCP."""
+    for _ in range(100):
+        a, b, c = 64 + secrets.randbelow(64), secrets.randbelow(256), 1 + secrets.randbelow(254)
+        host = f"127.{a}.{b}.{c}"
+        if port_is_free(host, port):
+            return host
+    raise RuntimeError("no free loopback address found")
+
+
+def free_port(host: str) -> int:
+    """A port on ``host`` free for both UDP and TCP."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind((host, 0))
+            port: int = sock.getsockname()[1]
+        if port_is_free(host, port):
+            return port
+    raise RuntimeError(f"no free port on {host}")
+
+
+def options_probe(host: str, port: int, *, timeout_s: float = 0.25) -> bytes | None:
+    """Send one OPTIONS over UDP; return the SIP response that answers it, or None."""
+    call_id = secrets.token_hex(8)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((host, 0))
+        sock.settimeout(timeout_s)
+        local_port = sock.getsockname()[1]
+        request = (
+            f"OPTIONS sip:probe@{host}:{port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {host}:{local_port};branch=z9hG4bK{call_id};rport\r\n"
+            "Max-Forwards: 70\r\n"
+            f"From: <sip:probe@{host}>;tag={call_id[:8]}\r\n"
+            f"To: <sip:probe@{host}:{port}>\r\n"
+            f"Call-ID: {call_id}@probe\r\n"
+            "CSeq: 1 OPTIONS\r\n"
+            "Content-Length: 0\r\n\r\n"
+        ).encode()
+        deadline = time.monotonic() + timeout_s
+        try:
+            sock.sendto(request, (host, port))
+            while time.monotonic() < deadline:
+                data, peer = sock.recvfrom(65535)
+                if (
+                    peer == (host, port)
+                    and data.startswith(b"SIP/2.0 ")
+                    and call_id.encode() in data
+                ):
+                    return data
+        except (TimeoutError, ConnectionRefusedError):
+            return None
+    return None
+
+
+def stop_process(process: subprocess.Popen[bytes], grace_s: float = STOP_GRACE_S) -> int:
+    """SIGTERM ``process`` by PID, SIGKILL it after ``grace_s``; return its exit status.
+
+    A process that needed SIGKILL reports -9, so a test asserting 0 notices.
+    """
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+@dataclass(eq=False)
+class Member:
+    """A running ``sipfarm member``."""
+
+    host: str
+    port: int
+    process: subprocess.Popen[bytes]
+    stderr_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def target(self) -> str:
+        """``host:port``, as SIPp takes it."""
+        return f"{self.host}:{self.port}"
+
+    def stderr_text(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+
+def start_member(
+    workdir: Path, host: str | None = None, port: int = SIP_PORT, extra: Sequence[str] = ()
+) -> Member:
+    """Start a member on ``host:port`` (a fresh loopback address by default).
+
+    ``extra`` are more arguments for ``sipfarm member`` (``["--debug"]``).
+    Returns once it answers an OPTIONS over UDP; otherwise stops it and raises
+    RuntimeError with its stderr.
+    """
+    host = host or fresh_loopback(port)
+    stderr_path = workdir / f"member-{host}-{port}.stderr"
+    argv = [str(SIPFARM), "member", "--sip", f"{host}:{port}", *extra]
+    with stderr_path.open("wb") as stderr:
+        process = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=stderr, stderr=subprocess.STDOUT, cwd=workdir
+        )
+    member = Member(host, port, process, stderr_path)
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"member exited {process.returncode}:\n{member.stderr_text()}")
+            if options_probe(host, port) is not None:
+                return member
+            time.sleep(0.05)
+        raise RuntimeError(
+            f"member did not answer OPTIONS within {READY_TIMEOUT_S:.0f} s:\n{member.stderr_text()}"
+        )
+    except BaseException:
+        stop_process(process)
+        raise
+
+
+# ------------------------------------------------------------------------------ SIPp
+
+
+@dataclass(frozen=True, slots=True)
+class SippStats:
+    """SIPp's final statistics (its ``-trace_stat`` file), and what it logged."""
+
+    returncode: int
+    created: int
+    successful: int
+    failed: int
+    retransmissions: int
+    #: Unexpected messages SIPp saw (``-trace_err``), for assertion messages.
+    errors: str
+    stderr: str
+
+
+def _scenario_path(scenario: str | Path) -> Path:
+    path = Path(scenario)
+    if path.is_absolute() or path.exists():
+        return path
+    return SCENARIOS / (path.name if path.suffix == ".xml" else f"{path.name}.xml")
+
+
+def run_sipp(
+    scenario: str | Path,
+    target: str,
+    *,
+    transport: str = "u1",
+    calls: int = 100,
+    rate: int = 100,
+    timeout: float = 30.0,
+    local_host: str | None = None,
+) -> SippStats:
+    """Run SIPp as a UAC against ``target`` (``host:port``) and return its final statistics.
+
+    ``scenario`` is a path, or a name in ``loadtest/scenarios`` ("options_uac").  SIPp
+    stops after ``calls`` calls or ``timeout`` seconds, whichever comes first, and is
+    killed by PID if it overruns that.  It binds ``local_host`` (default: the target's
+    host, a loopback address) on a free port.
+    """
+    host = target.rsplit(":", 1)[0]
+    local_host = local_host or host
+    sipp = shutil.which("sipp") or "/usr/bin/sipp"
+    recv_timeout_ms = int(min(5.0, timeout / 2) * 1000)
+    argv = [
+        sipp, target, "-sf", str(_scenario_path(scenario)), "-t", transport,
+        # Explicit -p: without it SIPp 3.6.1 tries 5060..5119 before a random port.
+        "-i", local_host, "-bind_local", "-p", str(free_port(local_host)), "-ci", local_host,
+        "-m", str(calls), "-r", str(rate), "-rp", "1000", "-l", str(max(calls, 1)),
+        "-timeout", f"{math.ceil(timeout)}s", "-recv_timeout", str(recv_timeout_ms),
+        "-max_non_invite_retrans", "3", "-max_invite_retrans", "3",
+        "-nostdin", "-trace_stat", "-stf", "stat.csv", "-fd", "1",
+        "-trace_err", "-error_file", "errors.log",
+    ]  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="sipp-") as tmp:
+        workdir = Path(tmp)
+        with (workdir / "stdout").open("wb") as out, (workdir / "stderr").open("wb") as err:
+            process = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=workdir
+            )
+        try:
+            process.wait(timeout + 10)
+        except subprocess.TimeoutExpired:
+            pass
+        finally:
+            returncode = stop_process(process)
+        stderr = (workdir / "stderr").read_text(errors="replace")
+        errors = ""
+        with contextlib.suppress(FileNotFoundError):
+            errors = (workdir / "errors.log").read_text(errors="replace")
+        stat_path = workdir / "stat.csv"
+        if not stat_path.exists():
+            raise SippError(f"sipp exited {returncode} without statistics: {stderr.strip()}")
+        with stat_path.open(newline="") as f:
+            rows = list(csv.reader(f, delimiter=";"))
+    if len(rows) < 2:
+        raise SippError(f"sipp exited {returncode} with no statistics row: {stderr.strip()}")
+    final = dict(zip(rows[0], rows[-1], strict=False))
+    return SippStats(
+        returncode=returncode,
+        created=int(final["TotalCallCreated"]),
+        successful=int(final["SuccessfulCall(C)"]),
+        failed=int(final["FailedCall(C)"]),
+        retransmissions=int(final["Retransmissions(C)"]),
+        errors=errors,
+        stderr=stderr,
+    )
