@@ -23,7 +23,7 @@ from .errors import BadRequest, VersionNotSupported
 from .grammar import TOKEN, WS, split_comma
 from .headers import COMPACT, SINGLE, HeaderField, Headers, canonical
 from .nameaddr import NameAddr, parse_nameaddr
-from .uri import Uri, parse_uri
+from .uri import SipUri, Uri, parse_uri
 from .via import Via, parse_via, stamp_received
 
 __all__ = ["Message", "Request", "Response", "parse"]
@@ -164,7 +164,7 @@ def _derive(m: Message, h: Headers) -> None:
     m.from_ = parse_nameaddr(_required(h, "from"))
     m.to = parse_nameaddr(_required(h, "to"))
     call_id = _required(h, "call-id")
-    if " " in call_id or "\t" in call_id:
+    if " " in call_id or not call_id.isprintable():
         raise BadRequest("Bad Call-ID")
     m.call_id = call_id
     m.cseq = parse_cseq(_required(h, "cseq"))
@@ -209,17 +209,15 @@ _new_field = tuple.__new__
 def _parse_headers(lines: list[str]) -> Headers:
     fields: list[HeaderField] = []
     index: dict[str, list[int]] = {}
+    folded: dict[int, list[str]] = {}  # field position -> its continuation lines
     i = 0
     for line in lines:
         name, colon, value = line.partition(":")
-        if not colon or not name or name[0] in WS or not TOKEN.issuperset(name):
+        if not colon or not name or not TOKEN.issuperset(name):
             if line and line[0] in WS:  # folding: RFC 3261 §7.3.1
                 if not fields:
                     raise BadRequest("Folded line before the first header field")
-                prev = fields[-1]
-                fields[-1] = _new_field(HeaderField, (
-                    prev[0], (prev[1] + " " + line.strip(WS)).strip(WS), prev[2] + "\r\n" + line
-                ))
+                folded.setdefault(i - 1, []).append(line)
                 continue
             name = name.rstrip(WS)
             if not colon or not name or not TOKEN.issuperset(name):
@@ -236,6 +234,10 @@ def _parse_headers(lines: list[str]) -> Headers:
             idx.append(i)
         fields.append(_new_field(HeaderField, (name, value.strip(WS), line)))
         i += 1
+    for pos, more in folded.items():  # joined once, so many folds stay linear
+        f = fields[pos]
+        value = " ".join([f[1], *(x.strip(WS) for x in more)]).strip(WS)
+        fields[pos] = _new_field(HeaderField, (f[0], value, "\r\n".join([f[2], *more])))
     return Headers._from_parsed(tuple(fields), index)
 
 
@@ -293,6 +295,8 @@ def _parse_request(start: str, headers: Headers, body: bytes, raw: bytes) -> Req
     if "\t" in uri_text:
         raise BadRequest("Malformed Request-Line")
     uri = parse_uri(uri_text)
+    if type(uri) is SipUri and uri.headers:
+        raise BadRequest("Request-URI with headers")  # RFC 3261 §19.1.1, table 1
     return Request(method=method, uri=uri, headers=headers, body=body, version=version, raw=raw)
 
 

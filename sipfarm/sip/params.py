@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import BadRequest
-from .grammar import TOKEN, WS, scan_quoted
+from .grammar import TOKEN, WS, scan_quoted, unescape
 
 __all__ = ["Params", "parse_header_params", "parse_uri_params"]
 
@@ -89,15 +89,23 @@ _URI_PARAM_CHARS = frozenset(
 
 
 def parse_uri_params(text: str) -> Params:
-    """``text`` is what follows the first ';' of a URI's parameters: ``a=b;c;d=e``."""
-    items = []
+    """``text`` is what follows the first ';' of a URI's parameters: ``a=b;c;d=e``.
+
+    Escapes are decoded once (RFC 3261 §19.1.2), so ``;%6C%72`` is ``lr``; the
+    URI keeps its text for serialising.
+    """
+    items: list[tuple[str, str | None]] = []
     for part in text.split(";"):
         name, eq, value = part.partition("=")
         if not name or not _URI_PARAM_CHARS.issuperset(name):
             raise BadRequest("Bad URI parameter")
+        if "%" in name:
+            name = unescape(name, "URI parameter")
         if eq:
             if not value or not _URI_PARAM_CHARS.issuperset(value):
                 raise BadRequest("Bad URI parameter value")
+            if "%" in value:
+                value = unescape(value, "URI parameter")
             items.append((name, value))
         else:
             items.append((name, None))

@@ -37,10 +37,16 @@ def parse_host(text: str) -> str:
     if text[0] == "[":
         if text[-1] != "]":
             raise BadRequest("Bad IPv6 reference")
+        inner = text[1:-1]
         try:
-            ipaddress.IPv6Address(text[1:-1])
+            ipaddress.IPv6Address(inner)
         except ValueError:
-            raise BadRequest("Bad IPv6 reference") from None
+            # RFC 5118 §4.10: RFC 3261's ABNF admits "::" before an IPv4 tail
+            # written as ":::"; tolerate it.
+            try:
+                ipaddress.IPv6Address(inner.replace(":::", "::", 1))
+            except ValueError:
+                raise BadRequest("Bad IPv6 reference") from None
         return text
     if not _HOSTNAME_CHARS.issuperset(text):
         raise BadRequest("Bad host")
