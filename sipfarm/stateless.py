@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from .actions import Action, Drop, SendResponse, Source
 from .sip import Request, SipError, make_response, parse, salvage_response, validate_request
 from .sip.errors import MethodNotAllowed, NotImplemented_
-from .sip.via import response_address
+from .sip.via import parse_via, response_address
 
 __all__ = ["KNOWN_METHODS", "StatelessConfig", "StatelessCore"]
 
@@ -72,9 +72,15 @@ class StatelessCore:
         )
         self._allowed = frozenset(config.allow)
 
-    def to_tag(self, call_id: str, from_tag: str | None, branch: str | None, cseq: int) -> str:
-        """The same tag for the same request (RFC 3261 §8.2.7), prefixed by the member token."""
-        key = f"{call_id}|{from_tag}|{branch}|{cseq}".encode("utf-8", "surrogateescape")
+    def to_tag(self, request: Request) -> str:
+        """The same tag for the same request (RFC 3261 §8.2.7), prefixed by the member token.
+
+        A function of Call-ID, From (as written, so its tag), the top Via branch and CSeq.
+        """
+        key = "|".join(
+            (request.call_id, request.headers.get_key("from") or "",
+             request.via[0].branch or "", str(request.cseq.seq))
+        ).encode("utf-8", "surrogateescape")
         return f"{self.config.token}-{zlib.crc32(key):08x}"
 
     def receive(self, data: bytes, source: Source) -> Action:
@@ -119,18 +125,22 @@ class StatelessCore:
         reason: str | None,
         headers: tuple[tuple[str, str], ...],
     ) -> SendResponse:
-        tag = None
-        if request.to.tag is None:
-            top = request.via[0]
-            tag = self.to_tag(request.call_id, request.from_.tag, top.branch, request.cseq.seq)
+        tag = None if request.to.tag is not None else self.to_tag(request)
         response = make_response(request, status, reason, headers=headers, to_tag=tag)
         return SendResponse(bytes(response), response_address(request.via[0], (source.host, source.port)))
 
     def _broken(self, data: bytes, source: Source, exc: SipError) -> Action:
         tag = f"{self.config.token}-{zlib.crc32(data):08x}"
-        answer = salvage_response(data, exc, tag)
+        answer = salvage_response(data, exc, tag, (source.host, source.port))
         if answer is None:
             self.counters["garbage"] += 1
             return Drop("garbage", f"{exc.status} {exc.reason}")
         self.counters[f"answered_{exc.status}"] += 1
-        return SendResponse(answer, (source.host, source.port))
+        address = (source.host, source.port)
+        top = answer.split(b"\r\n", 2)[1]  # salvage writes the Via lines right after the status
+        try:
+            via = parse_via(top[5:].split(b",", 1)[0].decode("utf-8", "surrogateescape"))
+            address = response_address(via, address)
+        except SipError:
+            pass  # the Via is what broke: answer where the request came from
+        return SendResponse(answer, address)

@@ -71,7 +71,7 @@ SINGLE = frozenset(
 def key(name: str) -> str:
     """The registry key of a header name: lower case, compact forms expanded."""
     lname = name.lower()
-    return COMPACT.get(lname, lname)
+    return COMPACT.get(lname, lname) if len(lname) == 1 else lname
 
 
 def canonical(name: str) -> str:
@@ -94,16 +94,19 @@ class HeaderField(NamedTuple):
 
 
 class Headers:
-    """The ordered header fields of a message; immutable, edits return a new list."""
+    """The ordered header fields of a message; immutable, edits return a new list.
+
+    Lookups take any spelling of a name (``"Call-ID"``, ``"call-id"``, ``"i"``);
+    the ``*_key`` variants take a registry key as :func:`key` returns it and
+    skip that step (the parser's own hot path).  The index is built on the
+    first lookup, so a list built only to be sent never pays for it.
+    """
 
     __slots__ = ("_fields", "_index")
 
     def __init__(self, fields: Iterable[HeaderField] = ()):
-        self._fields = tuple(fields)
-        index: dict[str, list[int]] = {}
-        for i, f in enumerate(self._fields):
-            index.setdefault(key(f.name), []).append(i)
-        self._index = index
+        self._fields: tuple[HeaderField, ...] = tuple(fields)
+        self._index: dict[str, list[int]] | None = None
 
     @classmethod
     def _from_parsed(cls, fields: tuple[HeaderField, ...], index: dict[str, list[int]]) -> Headers:
@@ -116,6 +119,15 @@ class Headers:
     def of(cls, *pairs: tuple[str, str]) -> Headers:
         return cls(HeaderField(n, v) for n, v in pairs)
 
+    def _idx(self) -> dict[str, list[int]]:
+        index = self._index
+        if index is None:
+            index = {}
+            for i, f in enumerate(self._fields):
+                index.setdefault(key(f[0]), []).append(i)
+            self._index = index
+        return index
+
     def __iter__(self) -> Iterator[HeaderField]:
         return iter(self._fields)
 
@@ -123,7 +135,10 @@ class Headers:
         return len(self._fields)
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and key(name) in self._index
+        return isinstance(name, str) and key(name) in (self._index if self._index is not None else self._idx())
+
+    def has_key(self, k: str) -> bool:
+        return k in (self._index if self._index is not None else self._idx())
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Headers):
@@ -135,19 +150,37 @@ class Headers:
     __hash__ = None  # type: ignore[assignment]
 
     def count(self, name: str) -> int:
-        return len(self._index.get(key(name), ()))
+        return len((self._index if self._index is not None else self._idx()).get(key(name), ()))
 
     def get_all(self, name: str) -> list[str]:
         """The value of every line of header ``name``, in order."""
-        return [self._fields[i].value for i in self._index.get(key(name), ())]
+        return self.get_all_key(key(name))
+
+    def get_all_key(self, k: str) -> list[str]:
+        idx = (self._index if self._index is not None else self._idx()).get(k)
+        if idx is None:
+            return []
+        fields = self._fields
+        return [fields[i][1] for i in idx]
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The value of the first line of header ``name``."""
-        idx = self._index.get(key(name))
-        return self._fields[idx[0]].value if idx else default
+        idx = (self._index if self._index is not None else self._idx()).get(key(name))
+        return self._fields[idx[0]][1] if idx else default
+
+    def get_key(self, k: str) -> str | None:
+        idx = (self._index if self._index is not None else self._idx()).get(k)
+        return self._fields[idx[0]][1] if idx else None
 
     def fields(self, name: str) -> list[HeaderField]:
-        return [self._fields[i] for i in self._index.get(key(name), ())]
+        return self.fields_key(key(name))
+
+    def fields_key(self, k: str) -> list[HeaderField]:
+        idx = (self._index if self._index is not None else self._idx()).get(k)
+        if idx is None:
+            return []
+        fields = self._fields
+        return [fields[i] for i in idx]
 
     def values(self, name: str) -> list[str]:
         """Every element of a comma-list header, across all its lines (RFC 3261 §7.3.1)."""
@@ -157,7 +190,7 @@ class Headers:
         return out
 
     def tokens(self, name: str) -> list[str]:
-        """Option tags / methods of Require, Supported, Allow … lower-cased where case-insensitive."""
+        """The option tags / methods of Require, Supported, Allow …, in order."""
         return [v for line in self.get_all(name) for v in (t.strip() for t in line.split(",")) if v]
 
     # -- edits (each returns a new list) --------------------------------------------------
@@ -176,10 +209,10 @@ class Headers:
         """Replace the field at ``position`` (an index into the list) with a new value."""
         fields = list(self._fields)
         fields[position] = HeaderField(fields[position].name, value)
-        return Headers(fields)
+        return Headers._from_parsed(tuple(fields), self._idx())
 
     def position(self, name: str) -> int | None:
-        idx = self._index.get(key(name))
+        idx = (self._index if self._index is not None else self._idx()).get(key(name))
         return idx[0] if idx else None
 
     def set(self, name: str, value: str) -> Headers:
@@ -197,7 +230,9 @@ class Headers:
         return Headers(out)
 
     def __bytes__(self) -> bytes:
-        return "".join(f"{f}\r\n" for f in self._fields).encode("utf-8", "surrogateescape")
+        return "".join(
+            [(f[2] or f"{f[0]}: {f[1]}") + "\r\n" for f in self._fields]
+        ).encode("utf-8", "surrogateescape")
 
     def __repr__(self) -> str:
         return f"Headers({[(f.name, f.value) for f in self._fields]!r})"

@@ -24,22 +24,28 @@ from .grammar import TOKEN, WS, split_comma
 from .headers import COMPACT, SINGLE, HeaderField, Headers, canonical
 from .nameaddr import NameAddr, parse_nameaddr
 from .uri import SipUri, Uri, parse_uri
+from .syntax import NAMEADDR, NAMEADDR_LIST, VIA_LINE
 from .via import Via, parse_via, stamp_received
 
 __all__ = ["Message", "Request", "Response", "parse"]
 
 SIP_VERSION = "SIP/2.0"
 
-_NOT_PARSED: Any = None
+_UNSET: Any = None
 
 
 @dataclass(slots=True, kw_only=True)
 class Message:
     """What requests and responses share: the header list, the body and the typed headers.
 
-    Treat it as immutable: edits go through :meth:`replace` / :meth:`evolve`.  It
-    is not ``frozen=True`` because a frozen dataclass's ``__init__`` costs about
-    4 µs for these fields on the hot path (measured with ``loadtest/bench_parser.py``).
+    Call-ID, CSeq, Max-Forwards and Content-Length are read when the message
+    is made; Via, From, To, Contact, Route and Record-Route become objects on
+    first access (a parsed message has had their syntax checked already, so
+    that access does not raise).
+
+    Treat it as immutable: edits go through :meth:`replace` / :meth:`evolve`.
+    It is not ``frozen=True`` because it caches its typed views, and because a
+    frozen dataclass's ``__init__`` costs several µs on the per-packet path.
     """
 
     headers: Headers
@@ -47,41 +53,140 @@ class Message:
     version: str = SIP_VERSION
     raw: bytes = field(default=b"", compare=False, repr=False)
 
-    # Typed views of the headers the core relies on.  They are derived from
-    # ``headers`` unless ``via`` is given: code that builds a message from
-    # values it already holds (a response from its request) passes them all.
-    via: tuple[Via, ...] = field(compare=False, repr=False, default=_NOT_PARSED)
-    from_: NameAddr = field(compare=False, repr=False, default=_NOT_PARSED)
-    to: NameAddr = field(compare=False, repr=False, default=_NOT_PARSED)
-    call_id: str = field(compare=False, repr=False, default=_NOT_PARSED)
-    cseq: CSeq = field(compare=False, repr=False, default=_NOT_PARSED)
-    max_forwards: int | None = field(compare=False, repr=False, default=None)
-    content_length: int | None = field(compare=False, repr=False, default=None)
-    contact: tuple[NameAddr, ...] = field(compare=False, repr=False, default=())
-    contact_star: bool = field(compare=False, repr=False, default=False)
-    route: tuple[NameAddr, ...] = field(compare=False, repr=False, default=())
-    record_route: tuple[NameAddr, ...] = field(compare=False, repr=False, default=())
+    _call_id: str | None = field(init=False, compare=False, repr=False, default=None)
+    _cseq: CSeq | None = field(init=False, compare=False, repr=False, default=None)
+    _max_forwards: int | None = field(init=False, compare=False, repr=False, default=-1)
+    _content_length: int | None = field(init=False, compare=False, repr=False, default=-1)
+    _via: tuple[Via, ...] | None = field(init=False, compare=False, repr=False, default=None)
+    _from: NameAddr | None = field(init=False, compare=False, repr=False, default=None)
+    _to: NameAddr | None = field(init=False, compare=False, repr=False, default=None)
+    _contact: tuple[NameAddr, ...] | None = field(
+        init=False, compare=False, repr=False, default=None
+    )
+    _route: tuple[NameAddr, ...] | None = field(
+        init=False, compare=False, repr=False, default=None
+    )
+    _record_route: tuple[NameAddr, ...] | None = field(
+        init=False, compare=False, repr=False, default=None
+    )
 
-    def __post_init__(self) -> None:
-        if self.via is _NOT_PARSED:
-            _derive(self, self.headers)
+    # -- typed views, parsed on first access (parse() reads the scalars at once) ---------
+
+    @property
+    def call_id(self) -> str:
+        v = self._call_id
+        if v is None:
+            _read_scalars(self, self.headers)
+            v = self._call_id
+            assert v is not None
+        return v
+
+    @property
+    def cseq(self) -> CSeq:
+        v = self._cseq
+        if v is None:
+            _read_scalars(self, self.headers)
+            v = self._cseq
+            assert v is not None
+        return v
+
+    @property
+    def max_forwards(self) -> int | None:
+        if self._max_forwards == -1:
+            _read_scalars(self, self.headers)
+        return self._max_forwards
+
+    @property
+    def content_length(self) -> int | None:
+        if self._content_length == -1:
+            _read_scalars(self, self.headers)
+        return self._content_length
+
+    @property
+    def via(self) -> tuple[Via, ...]:
+        v = self._via
+        if v is None:
+            v = self._via = _parse_vias(self.headers.get_all_key("via"))
+        return v
+
+    @property
+    def from_(self) -> NameAddr:
+        v = self._from
+        if v is None:
+            v = self._from = parse_nameaddr(_required(self.headers, "from"))
+        return v
+
+    @property
+    def to(self) -> NameAddr:
+        v = self._to
+        if v is None:
+            v = self._to = parse_nameaddr(_required(self.headers, "to"))
+        return v
+
+    @property
+    def contact(self) -> tuple[NameAddr, ...]:
+        """The Contact values; empty for ``Contact: *`` (see :attr:`contact_star`)."""
+        v = self._contact
+        if v is None:
+            lines = self.headers.get_all_key("contact")
+            v = () if self.contact_star else _parse_list(lines)
+            self._contact = v
+        return v
+
+    @property
+    def contact_star(self) -> bool:
+        """``Contact: *`` (RFC 3261 §10.2.2)."""
+        lines = self.headers.get_all_key("contact")
+        return len(lines) == 1 and lines[0] == "*"
+
+    @property
+    def route(self) -> tuple[NameAddr, ...]:
+        v = self._route
+        if v is None:
+            v = self._route = _parse_list(self.headers.get_all_key("route"))
+        return v
+
+    @property
+    def record_route(self) -> tuple[NameAddr, ...]:
+        v = self._record_route
+        if v is None:
+            v = self._record_route = _parse_list(self.headers.get_all_key("record-route"))
+        return v
+
+    def check(self) -> None:
+        """Check the syntax of every typed header (RFC 3261 §25); raises BadRequest."""
+        _check_syntax(self.headers)
 
     def start_line(self) -> str:
         raise NotImplementedError
 
     def replace(self, **changes: Any) -> Self:
-        """A copy with ``changes`` applied, its typed headers derived again from its list."""
-        return dataclasses.replace(self, raw=b"", via=_NOT_PARSED, **changes)
+        """A copy with ``changes`` applied; its typed views are read again from its list."""
+        return dataclasses.replace(self, raw=b"", **changes)
 
-    def evolve(self, headers: Headers, **typed: Any) -> Self:
-        """A copy with ``headers``; the caller names every typed view that changes with them."""
-        return dataclasses.replace(self, raw=b"", headers=headers, **typed)
+    def evolve(self, headers: Headers, *, via: tuple[Via, ...] | None = None) -> Self:
+        """A copy with ``headers`` that differ from ours in the Via lines only.
+
+        The views of the other headers carry over; ``via`` is the new Via view.
+        """
+        new = dataclasses.replace(self, raw=b"", headers=headers)
+        new._call_id = self._call_id
+        new._cseq = self._cseq
+        new._max_forwards = self._max_forwards
+        new._content_length = self._content_length
+        new._via = via
+        new._from = self._from
+        new._to = self._to
+        new._contact = self._contact
+        new._route = self._route
+        new._record_route = self._record_route
+        return new
 
     def __bytes__(self) -> bytes:
         if self.raw:
             return self.raw
         head = bytes(self.headers)
-        if "content-length" not in self.headers:
+        if not self.headers.has_key("content-length"):
             head += b"Content-Length: %d\r\n" % len(self.body)
         return self.start_line().encode("utf-8", "surrogateescape") + b"\r\n" + head + (
             b"\r\n" + self.body
@@ -130,19 +235,11 @@ class Response(Message):
         return f"<Response {self.status} {self.reason}>"
 
 
-def _single(headers: Headers, name: str) -> str | None:
-    values = headers.get_all(name)
-    if not values:
-        return None
-    if len(values) > 1:
-        raise BadRequest(f"Multiple {canonical(name)} header fields")
-    return values[0]
-
-
-def _required(headers: Headers, name: str) -> str:
-    value = _single(headers, name)
+def _required(headers: Headers, k: str) -> str:
+    # SINGLE headers: the parser already refused a second line.
+    value = headers.get_key(k)
     if value is None:
-        raise BadRequest(f"Missing {canonical(name)} header field")
+        raise BadRequest(f"Missing {canonical(k)} header field")
     return value
 
 
@@ -152,44 +249,57 @@ def _digits(value: str, name: str) -> int:
     return int(value)
 
 
-def _derive(m: Message, h: Headers) -> None:
-    """Fill the typed header views of ``m``; raises BadRequest where one is broken."""
-    vias = h.get_all("via")
-    if not vias:
-        raise BadRequest("Missing Via header field")
-    if len(vias) == 1 and "," not in vias[0]:
-        m.via = (parse_via(vias[0]),)
-    else:
-        m.via = tuple(parse_via(v) for line in vias for v in split_comma(line))
-    m.from_ = parse_nameaddr(_required(h, "from"))
-    m.to = parse_nameaddr(_required(h, "to"))
+def _parse_vias(lines: list[str]) -> tuple[Via, ...]:
+    if len(lines) == 1 and "," not in lines[0]:
+        return (parse_via(lines[0]),)
+    return tuple(parse_via(v) for line in lines for v in split_comma(line))
+
+
+def _parse_list(lines: list[str]) -> tuple[NameAddr, ...]:
+    return tuple(parse_nameaddr(v) for line in lines for v in split_comma(line))
+
+
+def _read_scalars(m: Message, h: Headers) -> None:
+    """Call-ID, CSeq, Max-Forwards and Content-Length: cheap, and needed by every message."""
     call_id = _required(h, "call-id")
     if " " in call_id or not call_id.isprintable():
         raise BadRequest("Bad Call-ID")
-    m.call_id = call_id
-    m.cseq = parse_cseq(_required(h, "cseq"))
-    mf = h.get("max-forwards")
+    m._call_id = call_id
+    m._cseq = parse_cseq(_required(h, "cseq"))
+    mf = h.get_key("max-forwards")
+    hops = None
     if mf is not None:
         hops = _digits(mf, "Max-Forwards")
         if hops > 255:
             raise BadRequest("Max-Forwards out of range")
-        m.max_forwards = hops
-    cl = h.get("content-length")
-    if cl is not None:
-        m.content_length = _digits(cl, "Content-Length")
-    contacts = h.get_all("contact")
-    if contacts:
-        if len(contacts) == 1 and contacts[0] == "*":
-            m.contact_star = True
-        else:
-            elems = [v for line in contacts for v in split_comma(line)]
-            if "*" in elems:
-                raise BadRequest("Contact '*' mixed with other contacts")
-            m.contact = tuple(parse_nameaddr(v) for v in elems)
-    if "route" in h:
-        m.route = tuple(parse_nameaddr(v) for v in h.values("route"))
-    if "record-route" in h:
-        m.record_route = tuple(parse_nameaddr(v) for v in h.values("record-route"))
+    m._max_forwards = hops
+    cl = h.get_key("content-length")
+    m._content_length = None if cl is None else _digits(cl, "Content-Length")
+
+
+def _check_syntax(h: Headers) -> None:
+    """Refuse a broken Via, From, To, Contact, Route or Record-Route (see syntax.py)."""
+    vias = h.get_all_key("via")
+    if not vias:
+        raise BadRequest("Missing Via header field")
+    for line in vias:
+        if VIA_LINE.match(line) is None:
+            _parse_vias([line])
+    for k in ("from", "to"):
+        value = _required(h, k)
+        if NAMEADDR.match(value) is None:
+            parse_nameaddr(value)
+    contacts = h.get_all_key("contact")
+    if contacts and not (len(contacts) == 1 and contacts[0] == "*"):
+        for line in contacts:
+            if NAMEADDR_LIST.match(line) is None:
+                if "*" in split_comma(line):
+                    raise BadRequest("Contact '*' mixed with other contacts")
+                _parse_list([line])
+    for k in ("route", "record-route"):
+        for line in h.get_all_key(k):
+            if NAMEADDR_LIST.match(line) is None:
+                _parse_list([line])
 
 
 def _split_head(data: bytes) -> tuple[bytes, int]:
@@ -247,17 +357,14 @@ def parse(data: bytes) -> Request | Response:
         data = data.lstrip(b"\r\n")
     head_bytes, body_at = _split_head(data)
     head = head_bytes.decode("utf-8", "surrogateescape")
-    if "\r\n" in head:
-        lines = head.split("\r\n")
-        if "\n" in head.replace("\r\n", ""):
-            lines = [x.rstrip("\r") for x in head.split("\n")]
-    else:
+    lines = head.split("\r\n")
+    if head.count("\n") != len(lines) - 1:  # bare LF line ends: tolerated (§7.5 asks CRLF)
         lines = [x.rstrip("\r") for x in head.split("\n")]
     start = lines[0]
     headers = _parse_headers(lines[1:])
 
     body = data[body_at:]
-    cl_text = headers.get("content-length")
+    cl_text = headers.get_key("content-length")
     if cl_text is not None and cl_text.isdigit() and cl_text.isascii():
         length = int(cl_text)
         if length > len(body):
@@ -267,8 +374,12 @@ def parse(data: bytes) -> Request | Response:
             data = data[: body_at + length]
 
     if start.startswith("SIP/") or start[:4].upper() == "SIP/":
-        return _parse_response(start, headers, body, data)
-    return _parse_request(start, headers, body, data)
+        msg: Request | Response = _parse_response(start, headers, body, data)
+    else:
+        msg = _parse_request(start, headers, body, data)
+    _read_scalars(msg, headers)
+    _check_syntax(headers)
+    return msg
 
 
 def _check_version(version: str) -> str:

@@ -26,6 +26,8 @@ class Params(tuple[tuple[str, str | None], ...]):
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The value of the first parameter called ``name`` ('' for a flag)."""
+        if not self:
+            return default
         lname = name.lower()
         for k, v in self:
             if k.lower() == lname:

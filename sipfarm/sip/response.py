@@ -7,6 +7,7 @@ import re
 from .errors import SipError
 from .headers import HeaderField, Headers
 from .message import Request, Response
+from .via import parse_via, stamp_received
 
 __all__ = ["REASONS", "make_response", "salvage_response"]
 
@@ -43,40 +44,43 @@ def make_response(
 ) -> Response:
     """The response to ``request`` (RFC 3261 §8.2.6.2).
 
-    Via (every line, in order), From, Call-ID and CSeq are copied; To too, with
-    ``to_tag`` added when the request's To has no tag and ``status`` > 100
-    (§8.2.6.2); ``headers`` follow; Content-Length closes.  100 Trying copies
-    Timestamp (§8.2.6.1).
+    Via (every line, in order), From, Call-ID and CSeq are copied as written;
+    To too, with ``to_tag`` added when the request's To has no tag and
+    ``status`` > 100 (§8.2.6.2); ``headers`` follow; Content-Length closes.
+    100 Trying copies Timestamp (§8.2.6.1).  The response's wire form is made
+    here, once.
     """
     if not 100 <= status <= 699:
         raise ValueError(f"status {status} out of range")
     src = request.headers
-    fields = src.fields("via")
-    fields.extend(src.fields("from"))
+    fields = src.fields_key("via")
+    fields += src.fields_key("from")
     to = request.to
-    to_field = src.fields("to")[0]
+    to_field = src.fields_key("to")[0]
     if to_tag is not None and status > 100 and to.tag is None:
         to = to.with_tag(to_tag)
-        to_field = HeaderField(to_field.name, f"{to_field.value};tag={to_tag}")
+        to_field = HeaderField(to_field[0], f"{to_field[1]};tag={to_tag}")
     fields.append(to_field)
-    fields.extend(src.fields("call-id"))
-    fields.extend(src.fields("cseq"))
+    fields += src.fields_key("call-id")
+    fields += src.fields_key("cseq")
     if status == 100:
-        fields.extend(src.fields("timestamp"))
-    fields.extend(HeaderField(n, v) for n, v in headers)
+        fields += src.fields_key("timestamp")
+    fields += [HeaderField(n, v) for n, v in headers]
     fields.append(HeaderField("Content-Length", str(len(body))))
-    return Response(
-        status=status,
-        reason=reason or REASONS.get(status, "Unknown"),
-        headers=Headers(fields),
-        body=body,
-        via=request.via,
-        from_=request.from_,
-        to=to,
-        call_id=request.call_id,
-        cseq=request.cseq,
-        content_length=len(body),
+    reason = reason or REASONS.get(status, "Unknown")
+    hdrs = Headers(fields)
+    raw = b"SIP/2.0 %d %s\r\n%s\r\n%s" % (
+        status, reason.encode("utf-8", "surrogateescape"), bytes(hdrs), body
     )
+    response = Response(status=status, reason=reason, headers=hdrs, body=body, raw=raw)
+    response._call_id = request._call_id
+    response._cseq = request._cseq
+    response._max_forwards = None
+    response._content_length = len(body)
+    response._via = request._via
+    response._from = request._from
+    response._to = to
+    return response
 
 
 _SALVAGE = re.compile(
@@ -85,12 +89,19 @@ _SALVAGE = re.compile(
 _SALVAGE_KEY = {b"v": b"via", b"f": b"from", b"t": b"to", b"i": b"call-id"}
 
 
-def salvage_response(data: bytes, error: SipError, to_tag: str | None = None) -> bytes | None:
+def salvage_response(
+    data: bytes,
+    error: SipError,
+    to_tag: str | None = None,
+    received: tuple[str, int] | None = None,
+) -> bytes | None:
     """Answer ``error`` to a request that did not parse, if enough of it survives.
 
     The request needs a start line that is not a Status-Line and is not ACK
     (ACK is never answered, §17.2.1), and Via, From, To, Call-ID and CSeq lines
-    (RFC 3261 §8.2.6.2: what a response must copy).  Returns the response's
+    (RFC 3261 §8.2.6.2: what a response must copy).  With ``received`` (the
+    source address), the top Via gets received/rport as any request's would
+    (RFC 3261 §18.2.1, RFC 3581), when it parses.  Returns the response's
     bytes, or ``None`` when nothing can be answered (the edge then drops and
     counts the message).
     """
@@ -113,8 +124,11 @@ def salvage_response(data: bytes, error: SipError, to_tag: str | None = None) ->
     if to_tag is not None and b";tag=" not in to.lower().replace(b" ", b""):
         to += b";tag=" + to_tag.encode()
     reason = error.reason.encode("utf-8", "replace").replace(b"\r", b" ").replace(b"\n", b" ")
+    vias = found[b"via"]
+    if received is not None:
+        vias = [_stamp_top(vias[0], received), *vias[1:]]
     out = [b"SIP/2.0 %d %s" % (error.status, reason)]
-    out.extend(b"Via: " + v for v in found[b"via"])
+    out.extend(b"Via: " + v for v in vias)
     out.append(b"From: " + found[b"from"][0])
     out.append(b"To: " + to)
     out.append(b"Call-ID: " + found[b"call-id"][0])
@@ -122,3 +136,13 @@ def salvage_response(data: bytes, error: SipError, to_tag: str | None = None) ->
     out.extend(f"{n}: {v}".encode() for n, v in error.headers)
     out.append(b"Content-Length: 0")
     return b"\r\n".join(out) + b"\r\n\r\n"
+
+
+def _stamp_top(line: bytes, received: tuple[str, int]) -> bytes:
+    first, comma, rest = line.partition(b",")
+    try:
+        via = parse_via(first.decode("utf-8", "surrogateescape").strip())
+    except SipError:
+        return line  # the Via is what broke: copy it as it came
+    stamped = str(stamp_received(via, received[0], received[1])).encode("utf-8", "surrogateescape")
+    return stamped + comma + rest

@@ -219,7 +219,8 @@ def _parse_sip(text: str, scheme: str, rest: str) -> SipUri:
 #: hostname (toplabel starts with a letter) or IPv4address, as a regex (RFC 3261 §25.1).
 HOST_PATTERN = (
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?\.)*[A-Za-z](?:[A-Za-z0-9\-]*[A-Za-z0-9])?\.?"
-    r"|[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}"
+    r"|(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
+    r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(?![0-9])"
 )
 
 _FAST_SIP = re.compile(
@@ -229,21 +230,11 @@ _FAST_SIP = re.compile(
 )
 
 
-def check_ipv4(host: str) -> str:
-    """``host`` matched HOST_PATTERN; an IPv4 address also needs octets ≤ 255."""
-    if host[-1] <= "9" and host.replace(".", "").isdigit() and any(
-        int(o) > 255 for o in host.split(".")
-    ):
-        raise BadRequest("Bad IPv4 address")
-    return host
-
-
 def parse_uri(text: str) -> Uri:
     """Parse a URI as found in a Request-URI or inside ``<…>``."""
     m = _FAST_SIP.match(text)
     if m is not None:  # the common case: no escapes, password, IP literal or headers
         scheme, user, host, port, ptext = m.groups()
-        check_ipv4(host)
         if port is not None:
             port_no = int(port)
             if port_no > 65535:

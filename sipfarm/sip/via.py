@@ -8,7 +8,7 @@ from typing import NamedTuple
 from .errors import BadRequest
 from .grammar import WS
 from .params import EMPTY, Params, parse_header_params
-from .uri import HOST_PATTERN, check_ipv4, parse_host, parse_port
+from .uri import HOST_PATTERN, parse_host, parse_port
 
 __all__ = ["MAGIC_COOKIE", "Via", "parse_via"]
 
@@ -58,7 +58,7 @@ def parse_via(text: str) -> Via:
         transport, host, port, ptext = m.groups()
         return Via(
             transport.upper(),
-            check_ipv4(host),
+            host,
             parse_port(port) if port is not None else None,
             parse_header_params(ptext) if ptext is not None else EMPTY,
         )
