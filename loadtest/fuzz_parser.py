@@ -199,6 +199,10 @@ def check(data: bytes, tally: Tally) -> None:
         return
     except Exception as exc:
         raise Offending(f"parse/validate_request raised {type(exc).__name__}") from exc
+    try:  # parse checked their syntax: the typed views read on demand never raise
+        _ = (msg.via, msg.from_, msg.to, msg.contact, msg.route, msg.record_route)
+    except Exception as exc:
+        raise Offending(f"typed view raised {type(exc).__name__} after parse accepted") from exc
     if isinstance(msg, Request):
         tally.requests += 1
     else:

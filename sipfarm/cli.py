@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import ipaddress
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
+
+import uvloop
 
 from . import __version__
 from .log import setup as setup_logging
@@ -43,17 +44,32 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     m = sub.add_parser("member", help="run one member in the foreground")
-    m.add_argument("--sip", type=_address, required=True, metavar="HOST:PORT",
-                   help="UDP and TCP address to serve SIP on")
+    m.add_argument(
+        "--sip",
+        type=_address,
+        required=True,
+        metavar="HOST:PORT",
+        help="UDP and TCP address to serve SIP on",
+    )
     m.add_argument("--data", type=Path, metavar="DIR", help="storage directory")
     m.add_argument("--token", help="member token (default: random)")
     m.add_argument("--debug", action="store_true", help="log every packet")
 
     u = sub.add_parser("up", help="start the one-host farm on the embedded default")
-    u.add_argument("--sip", type=_address, default=("0.0.0.0", 5060), metavar="HOST:PORT",
-                   help="SIP address (default 0.0.0.0:5060)")
-    u.add_argument("--data", type=Path, default=Path("data"), metavar="DIR",
-                   help="storage directory (default ./data)")
+    u.add_argument(
+        "--sip",
+        type=_address,
+        default=("0.0.0.0", 5060),
+        metavar="HOST:PORT",
+        help="SIP address (default 0.0.0.0:5060)",
+    )
+    u.add_argument(
+        "--data",
+        type=Path,
+        default=Path("data"),
+        metavar="DIR",
+        help="storage directory (default ./data)",
+    )
     u.add_argument("--debug", action="store_true", help="log every packet")
     return p
 
@@ -66,13 +82,7 @@ def _run_member(host: str, port: int, data: Path | None, token: str | None, debu
     if data is not None:
         data.mkdir(parents=True, exist_ok=True)
     try:
-        import uvloop
-
-        runner = uvloop.run
-    except ImportError:  # pragma: no cover - uvloop is a dependency
-        runner = asyncio.run
-    try:
-        runner(Member(config).run())
+        uvloop.run(Member(config).run())
     except OSError as exc:
         print(f"sipfarm: cannot serve on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE

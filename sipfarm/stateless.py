@@ -39,8 +39,20 @@ __all__ = ["KNOWN_METHODS", "StatelessConfig", "StatelessCore"]
 #: 3428, 3515, 3903, 2976).  A method outside this list is unknown: 501.
 KNOWN_METHODS = frozenset(
     {
-        "INVITE", "ACK", "CANCEL", "BYE", "REGISTER", "OPTIONS", "PRACK", "SUBSCRIBE",
-        "NOTIFY", "UPDATE", "MESSAGE", "REFER", "PUBLISH", "INFO",
+        "INVITE",
+        "ACK",
+        "CANCEL",
+        "BYE",
+        "REGISTER",
+        "OPTIONS",
+        "PRACK",
+        "SUBSCRIBE",
+        "NOTIFY",
+        "UPDATE",
+        "MESSAGE",
+        "REFER",
+        "PUBLISH",
+        "INFO",
     }
 )
 
@@ -78,8 +90,12 @@ class StatelessCore:
         A function of Call-ID, From (as written, so its tag), the top Via branch and CSeq.
         """
         key = "|".join(
-            (request.call_id, request.headers.get_key("from") or "",
-             request.via[0].branch or "", str(request.cseq.seq))
+            (
+                request.call_id,
+                request.headers.get_key("from") or "",
+                request.via[0].branch or "",
+                str(request.cseq.seq),
+            )
         ).encode("utf-8", "surrogateescape")
         return f"{self.config.token}-{zlib.crc32(key):08x}"
 
@@ -127,7 +143,8 @@ class StatelessCore:
     ) -> SendResponse:
         tag = None if request.to.tag is not None else self.to_tag(request)
         response = make_response(request, status, reason, headers=headers, to_tag=tag)
-        return SendResponse(bytes(response), response_address(request.via[0], (source.host, source.port)))
+        address = response_address(request.via[0], (source.host, source.port))
+        return SendResponse(bytes(response), address)
 
     def _broken(self, data: bytes, source: Source, exc: SipError) -> Action:
         tag = f"{self.config.token}-{zlib.crc32(data):08x}"

@@ -15,8 +15,8 @@ Our own misuse (a bug) never raises :class:`SipError`; it raises
 from __future__ import annotations
 
 __all__ = [
-    "BadRequest",
     "BadExtension",
+    "BadRequest",
     "CallDoesNotExist",
     "EntityTooLarge",
     "MessageTooLarge",

@@ -13,24 +13,75 @@ from typing import NamedTuple
 
 from .grammar import split_comma
 
-__all__ = ["CANONICAL", "COMPACT", "HeaderField", "Headers", "SINGLE", "key"]
+__all__ = ["CANONICAL", "COMPACT", "SINGLE", "HeaderField", "Headers", "key"]
 
 #: canonical spelling of every header the core knows, by lower-case key.
 CANONICAL: dict[str, str] = {
     n.lower(): n
     for n in (
-        "Accept", "Accept-Contact", "Accept-Encoding", "Accept-Language", "Alert-Info",
-        "Allow", "Allow-Events", "Authentication-Info", "Authorization", "Call-ID",
-        "Call-Info", "Contact", "Content-Disposition", "Content-Encoding",
-        "Content-Language", "Content-Length", "Content-Type", "CSeq", "Date",
-        "Error-Info", "Event", "Expires", "From", "Identity", "Identity-Info",
-        "In-Reply-To", "Max-Forwards", "MIME-Version", "Min-Expires", "Min-SE",
-        "Organization", "Path", "Priority", "Proxy-Authenticate", "Proxy-Authorization",
-        "Proxy-Require", "RAck", "Reason", "Record-Route", "Refer-To", "Referred-By",
-        "Reject-Contact", "Replaces", "Reply-To", "Request-Disposition", "Require",
-        "Retry-After", "Route", "RSeq", "Server", "Session-Expires", "SIP-ETag",
-        "SIP-If-Match", "Subject", "Subscription-State", "Supported", "Timestamp", "To",
-        "Unsupported", "User-Agent", "Via", "Warning", "WWW-Authenticate",
+        "Accept",
+        "Accept-Contact",
+        "Accept-Encoding",
+        "Accept-Language",
+        "Alert-Info",
+        "Allow",
+        "Allow-Events",
+        "Authentication-Info",
+        "Authorization",
+        "Call-ID",
+        "Call-Info",
+        "Contact",
+        "Content-Disposition",
+        "Content-Encoding",
+        "Content-Language",
+        "Content-Length",
+        "Content-Type",
+        "CSeq",
+        "Date",
+        "Error-Info",
+        "Event",
+        "Expires",
+        "From",
+        "Identity",
+        "Identity-Info",
+        "In-Reply-To",
+        "Max-Forwards",
+        "MIME-Version",
+        "Min-Expires",
+        "Min-SE",
+        "Organization",
+        "Path",
+        "Priority",
+        "Proxy-Authenticate",
+        "Proxy-Authorization",
+        "Proxy-Require",
+        "RAck",
+        "Reason",
+        "Record-Route",
+        "Refer-To",
+        "Referred-By",
+        "Reject-Contact",
+        "Replaces",
+        "Reply-To",
+        "Request-Disposition",
+        "Require",
+        "Retry-After",
+        "Route",
+        "RSeq",
+        "Server",
+        "Session-Expires",
+        "SIP-ETag",
+        "SIP-If-Match",
+        "Subject",
+        "Subscription-State",
+        "Supported",
+        "Timestamp",
+        "To",
+        "Unsupported",
+        "User-Agent",
+        "Via",
+        "Warning",
+        "WWW-Authenticate",
     )
 }
 
@@ -61,9 +112,20 @@ COMPACT: dict[str, str] = {
 #: headers that may appear once only (RFC 3261 §7.3.1: not a comma list).
 SINGLE = frozenset(
     {
-        "call-id", "content-length", "content-type", "cseq", "expires", "from",
-        "max-forwards", "min-expires", "to", "mime-version", "rack", "rseq",
-        "subscription-state", "event",
+        "call-id",
+        "content-length",
+        "content-type",
+        "cseq",
+        "expires",
+        "from",
+        "max-forwards",
+        "min-expires",
+        "to",
+        "mime-version",
+        "rack",
+        "rseq",
+        "subscription-state",
+        "event",
     }
 )
 
@@ -135,7 +197,7 @@ class Headers:
         return len(self._fields)
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and key(name) in (self._index if self._index is not None else self._idx())
+        return isinstance(name, str) and self.has_key(key(name))
 
     def has_key(self, k: str) -> bool:
         return k in (self._index if self._index is not None else self._idx())
@@ -230,9 +292,9 @@ class Headers:
         return Headers(out)
 
     def __bytes__(self) -> bytes:
-        return "".join(
-            [(f[2] or f"{f[0]}: {f[1]}") + "\r\n" for f in self._fields]
-        ).encode("utf-8", "surrogateescape")
+        return "".join([(f[2] or f"{f[0]}: {f[1]}") + "\r\n" for f in self._fields]).encode(
+            "utf-8", "surrogateescape"
+        )
 
     def __repr__(self) -> str:
         return f"Headers({[(f.name, f.value) for f in self._fields]!r})"

@@ -23,8 +23,8 @@ from .errors import BadRequest, VersionNotSupported
 from .grammar import TOKEN, WS, split_comma
 from .headers import COMPACT, SINGLE, HeaderField, Headers, canonical
 from .nameaddr import NameAddr, parse_nameaddr
-from .uri import SipUri, Uri, parse_uri
 from .syntax import NAMEADDR, NAMEADDR_LIST, VIA_LINE
+from .uri import SipUri, Uri, parse_uri
 from .via import Via, parse_via, stamp_received
 
 __all__ = ["Message", "Request", "Response", "parse"]
@@ -63,9 +63,7 @@ class Message:
     _contact: tuple[NameAddr, ...] | None = field(
         init=False, compare=False, repr=False, default=None
     )
-    _route: tuple[NameAddr, ...] | None = field(
-        init=False, compare=False, repr=False, default=None
-    )
+    _route: tuple[NameAddr, ...] | None = field(init=False, compare=False, repr=False, default=None)
     _record_route: tuple[NameAddr, ...] | None = field(
         init=False, compare=False, repr=False, default=None
     )
@@ -188,8 +186,11 @@ class Message:
         head = bytes(self.headers)
         if not self.headers.has_key("content-length"):
             head += b"Content-Length: %d\r\n" % len(self.body)
-        return self.start_line().encode("utf-8", "surrogateescape") + b"\r\n" + head + (
-            b"\r\n" + self.body
+        return (
+            self.start_line().encode("utf-8", "surrogateescape")
+            + b"\r\n"
+            + head
+            + (b"\r\n" + self.body)
         )
 
 

@@ -1,4 +1,7 @@
-"""name-addr / addr-spec with header parameters: From, To, Contact, Route … (RFC 3261 §20.10, §25.1)."""
+"""name-addr / addr-spec with header parameters (RFC 3261 §20.10, §25.1).
+
+From, To, Contact, Route, Record-Route and the like.
+"""
 
 from __future__ import annotations
 

@@ -242,8 +242,14 @@ def parse_uri(text: str) -> Uri:
         else:
             port_no = None
         return SipUri(
-            host, user, None, port_no, parse_uri_params(ptext[1:]) if ptext else EMPTY, (),
-            scheme, text,
+            host,
+            user,
+            None,
+            port_no,
+            parse_uri_params(ptext[1:]) if ptext else EMPTY,
+            (),
+            scheme,
+            text,
         )
     colon = text.find(":")
     if colon <= 0:

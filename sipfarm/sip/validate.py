@@ -1,4 +1,4 @@
-"""What a UAS or proxy checks once a request has parsed (RFC 3261 §8.2.1–§8.2.3, §16.3)."""
+"""What a UAS or proxy checks once a request has parsed (RFC 3261 §8.2.1 to §8.2.3, §16.3)."""
 
 from __future__ import annotations
 

@@ -122,10 +122,12 @@ def response_address(via: Via, source: tuple[str, int]) -> tuple[str, int]:
 
     ``via`` is the top Via of the request as received; ``source`` its source address.
     """
-    if via.params.get("maddr"):
-        return via.params.get("maddr") or source[0], via.port or DEFAULT_PORT.get(via.transport, 5060)
+    port = via.port or DEFAULT_PORT.get(via.transport, 5060)
+    maddr = via.params.get("maddr")
+    if maddr:
+        return maddr, port
     host = via.received or source[0]
     rport = via.rport
     if rport is not None:
         return host, int(rport) if rport else source[1]
-    return host, via.port or DEFAULT_PORT.get(via.transport, 5060)
+    return host, port

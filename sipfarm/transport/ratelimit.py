@@ -7,7 +7,7 @@ import time
 
 
 class RateLimitedLog:
-    """At most ``burst`` lines per ``interval`` seconds; then one line says how many were held back."""
+    """At most ``burst`` lines per ``interval`` seconds, then one line that counts the rest."""
 
     def __init__(self, logger: logging.Logger, interval: float = 10.0, burst: int = 5):
         self._logger = logger
@@ -21,8 +21,9 @@ class RateLimitedLog:
         now = time.monotonic()
         if now - self._window_start >= self._interval:
             if self._held:
-                self._logger.warning("%d similar lines held back in the last %.0f s",
-                                     self._held, self._interval)
+                self._logger.warning(
+                    "%d similar lines held back in the last %.0f s", self._held, self._interval
+                )
             self._window_start = now
             self._sent = 0
             self._held = 0

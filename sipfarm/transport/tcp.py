@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import time
 from collections.abc import Callable
 
+from ..actions import Action, Drop, SendResponse, Source
 from ..sip.errors import SipError
 from ..sip.framer import StreamFramer
 from ..sip.response import salvage_response
-from ..actions import Action, Drop, SendResponse, Source
 from .config import TransportConfig
 from .ratelimit import RateLimitedLog
 
@@ -40,8 +41,13 @@ class TcpServer:
         loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._server = await loop.create_server(
-            lambda: TcpConnection(self), host, port, family=family, reuse_address=True,
-            reuse_port=True, backlog=1024,
+            lambda: TcpConnection(self),
+            host,
+            port,
+            family=family,
+            reuse_address=True,
+            reuse_port=True,
+            backlog=1024,
         )
         self._sweep()
 
@@ -87,16 +93,18 @@ class TcpConnection(asyncio.Protocol):
         srv.connections.add(self)
         if n > srv.config.max_connections_per_source:
             srv.count("tcp_refused_per_source")
-            srv.drops.warning("tcp %s:%d refused: more than %d connections from it",
-                              self.peer[0], self.peer[1], srv.config.max_connections_per_source)
+            srv.drops.warning(
+                "tcp %s:%d refused: more than %d connections from it",
+                self.peer[0],
+                self.peer[1],
+                srv.config.max_connections_per_source,
+            )
             self.close("per-source limit")
             return
         sock = transport.get_extra_info("socket")
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
         logger.debug("tcp %s:%d connected", *self.peer)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -131,8 +139,9 @@ class TcpConnection(asyncio.Protocol):
                 answer = salvage_response(data, exc)
                 if answer is not None:
                     transport.write(answer)
-                srv.drops.warning("tcp %s:%d framing error (%s), closing", self.peer[0],
-                                  self.peer[1], exc.reason)
+                srv.drops.warning(
+                    "tcp %s:%d framing error (%s), closing", self.peer[0], self.peer[1], exc.reason
+                )
                 self.close("framing error")
                 return
             source = Source("TCP", self.peer[0], self.peer[1])
@@ -157,7 +166,10 @@ class TcpConnection(asyncio.Protocol):
         self.garbage += 1
         if self.garbage > self.server.config.garbage_budget:
             self.server.count("tcp_garbage_closed")
-            self.server.drops.warning("tcp %s:%d sent more than %d broken messages, closing",
-                                      self.peer[0], self.peer[1],
-                                      self.server.config.garbage_budget)
+            self.server.drops.warning(
+                "tcp %s:%d sent more than %d broken messages, closing",
+                self.peer[0],
+                self.peer[1],
+                self.server.config.garbage_budget,
+            )
             self.close("garbage budget spent")

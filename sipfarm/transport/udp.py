@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 from collections.abc import Callable
 
+from ..actions import Action, Drop, SendResponse, Source
 from ..sip.errors import MessageTooLarge
 from ..sip.response import salvage_response
-from ..actions import Action, Drop, SendResponse, Source
 from .config import TransportConfig
 from .ratelimit import RateLimitedLog
 
@@ -25,10 +26,8 @@ def bind_udp(host: str, port: int, config: TransportConfig) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        try:
+        with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, config.receive_buffer)
-        except OSError:
-            pass
         sock.bind((host, port))
         sock.setblocking(False)
     except BaseException:
@@ -49,9 +48,10 @@ class UdpServer(asyncio.DatagramProtocol):
         self._debug = logger.isEnabledFor(logging.DEBUG)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+        # uvloop's transports are not subclasses of asyncio's classes
+        self._transport = transport  # type: ignore[assignment,unused-ignore]
 
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         transport = self._transport
         assert transport is not None
         try:
@@ -68,12 +68,18 @@ class UdpServer(asyncio.DatagramProtocol):
             action = self._receive(data, Source("UDP", addr[0], addr[1]))
             if type(action) is SendResponse:
                 if self._debug:
-                    logger.debug("> udp %s:%d %r", action.address[0], action.address[1],
-                                 action.data)
+                    logger.debug(
+                        "> udp %s:%d %r", action.address[0], action.address[1], action.data
+                    )
                 transport.sendto(action.data, action.address)
             elif isinstance(action, Drop) and action.reason == "garbage":
-                self._drops.warning("udp garbage from %s:%d dropped (%s): %r", addr[0], addr[1],
-                                    action.detail, data[:120])
+                self._drops.warning(
+                    "udp garbage from %s:%d dropped (%s): %r",
+                    addr[0],
+                    addr[1],
+                    action.detail,
+                    data[:120],
+                )
         except Exception:
             self._counters["udp_errors"] = self._counters.get("udp_errors", 0) + 1
             logger.exception("udp datagram from %s:%d failed: %r", addr[0], addr[1], data[:200])

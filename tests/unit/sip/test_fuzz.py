@@ -74,7 +74,15 @@ def answer(data: bytes) -> Request | Response | None:
     except SipError as exc:
         assert 400 <= exc.status <= 699, exc
         return None
+    # parse checked their syntax, so the typed views read on demand never raise
+    assert all(views(msg)), msg
     return msg
+
+
+def views(msg: Request | Response) -> tuple[object, ...]:
+    """Every typed view of ``msg``, read (each is truthy or a tuple)."""
+    return (msg.via, msg.from_, msg.to, (msg.contact,), (msg.route,), (msg.record_route,),
+            msg.cseq, msg.call_id)
 
 
 Framed = tuple[list[bytes], int | None]
