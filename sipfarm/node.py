@@ -48,7 +48,7 @@ class Member:
         sock = bind_udp(cfg.host, cfg.port, cfg.transport)
         try:
             transport, _ = await loop.create_datagram_endpoint(
-                lambda: UdpServer(self.core.receive, cfg.transport, self.counters), sock=sock
+                lambda: UdpServer(self.core.receive, cfg.transport, self.counters, sock), sock=sock
             )
             self._udp = transport
             await self._tcp.start(cfg.host, cfg.port)

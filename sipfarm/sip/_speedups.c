@@ -77,11 +77,26 @@ header_colon(const char *p, Py_ssize_t s, Py_ssize_t e, const char *name, Py_ssi
     return (i < e && p[i] == ':') ? i + 1 : -1;
 }
 
-/* A run of bytes none of which is in stop (a NUL-terminated set), from i. */
+/* Byte classes: the bytes that end a value.  CR and LF end every value (a line is read
+ * only up to its first CR anyway). */
+static const unsigned char TOKEN_END[256] = {  /* [^;, \t\r\n]: sent-by, branch */
+    [';'] = 1, [','] = 1, [' '] = 1, ['\t'] = 1, ['\r'] = 1, ['\n'] = 1,
+};
+static const unsigned char TAG_END[256] = {  /* [^;, \t\r\n>]: To-tag */
+    [';'] = 1, [','] = 1, [' '] = 1, ['\t'] = 1, ['\r'] = 1, ['\n'] = 1, ['>'] = 1,
+};
+static const unsigned char WORD_END[256] = {  /* [^ \t\r\n]: Call-ID, CSeq method */
+    [' '] = 1, ['\t'] = 1, ['\r'] = 1, ['\n'] = 1,
+};
+static const unsigned char PARAMS_END[256] = {  /* [^,\r\n]: the rest of a via-parm */
+    [','] = 1, ['\r'] = 1, ['\n'] = 1,
+};
+
+/* The end of the run of bytes from i that are not in the class stop. */
 static inline Py_ssize_t
-run_not(const char *p, Py_ssize_t i, Py_ssize_t e, const char *stop)
+run_not(const char *p, Py_ssize_t i, Py_ssize_t e, const unsigned char *stop)
 {
-    while (i < e && strchr(stop, p[i]) == NULL) {
+    while (i < e && !stop[(unsigned char)p[i]]) {
         i++;
     }
     return i;
@@ -129,21 +144,21 @@ match_via(const char *p, Py_ssize_t s, Py_ssize_t e, Span *sent_by, Span *params
     }
     i = skip_ws(p, i, e);
     Py_ssize_t h = i;
-    i = run_not(p, i, e, ";, \t");
+    i = run_not(p, i, e, TOKEN_END);
     if (i == h) {
         return 0;
     }
     sent_by->start = h;
     sent_by->end = i;
     params->start = i;
-    params->end = run_not(p, i, e, ",");
+    params->end = run_not(p, i, e, PARAMS_END);
     return 1;
 }
 
 /* `;[ \t]*NAME[ \t]*=[ \t]*(value)` searched in [i, e): the first value, or ABSENT. */
 static Span
 find_param(const char *p, Py_ssize_t i, Py_ssize_t e, const char *name, Py_ssize_t len,
-           const char *stop)
+           const unsigned char *stop)
 {
     const char *semi;
     while (i < e && (semi = memchr(p + i, ';', (size_t)(e - i))) != NULL) {
@@ -204,7 +219,7 @@ match_call_id(const char *p, Py_ssize_t s, Py_ssize_t e)
         return ABSENT;
     }
     i = skip_ws(p, i, e);
-    Py_ssize_t v = run_not(p, i, e, " \t");
+    Py_ssize_t v = run_not(p, i, e, WORD_END);
     return v > i ? (Span){i, v} : ABSENT;
 }
 
@@ -230,7 +245,7 @@ match_cseq(const char *p, Py_ssize_t s, Py_ssize_t e, unsigned long long *seq, S
         return 0;
     }
     i = skip_ws(p, i, e);
-    Py_ssize_t m = run_not(p, i, e, " \t");
+    Py_ssize_t m = run_not(p, i, e, WORD_END);
     if (m == i) {
         return 0;
     }
@@ -250,7 +265,7 @@ to_tag(const char *p, Py_ssize_t i, Py_ssize_t e)
             break;
         }
     }
-    return find_param(p, i, e, "tag", 3, ";, \t>");
+    return find_param(p, i, e, "tag", 3, TAG_END);
 }
 
 /* Route: the URI inside the first <...> of the line. */
@@ -403,7 +418,7 @@ peek(PyObject *module, PyObject *arg)
 
     Span branch = ABSENT, rport = ABSENT;
     if (have_via) {
-        branch = find_param(p, params.start, params.end, "branch", 6, ";, \t");
+        branch = find_param(p, params.start, params.end, "branch", 6, TOKEN_END);
         rport = find_rport(p, params.start, params.end);
     }
 

@@ -6,11 +6,17 @@ To-tag, the first Route and the Request-URI without parsing anything else
 runs a handful of C-level regex searches and nothing per header.  A message
 with folded header lines (rare) is read through the full parser instead, so
 the answer is the same either way.  Values are the bytes as written.
+
+When the optional C extension :mod:`sipfarm.sip._speedups` is built, :func:`peek`
+reads through it; :func:`_peek_py` stays the reference, and the C code hands it
+every message it does not read itself (folded lines, bare LF line ends, no
+header end), so the answer is the same with or without it.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import NamedTuple
 
 from .errors import BadRequest
@@ -54,8 +60,27 @@ class Peek(NamedTuple):
 _new = tuple.__new__
 
 
+_peek_c: Callable[[bytes], tuple[object, ...] | None] | None
+try:
+    from ._speedups import peek as _peek_c
+except ImportError:  # built without a C compiler: the pure-Python read alone
+    _peek_c = None
+
+
 def peek(data: bytes) -> Peek:
     """Read the routing fields of ``data``; raises BadRequest when it is not SIP at all."""
+    if _peek_c is not None:
+        try:
+            fields = _peek_c(data)
+        except ValueError as exc:  # the C code's "not SIP": the same reason as _peek_py's
+            raise BadRequest(str(exc)) from None
+        if fields is not None:
+            return _new(Peek, fields)
+    return _peek_py(data)
+
+
+def _peek_py(data: bytes) -> Peek:
+    """The reference read in pure Python (regex searches over the lower-cased header block)."""
     if data[:2] == b"\r\n":
         data = data.lstrip(b"\r\n")
     end = data.find(b"\r\n\r\n")

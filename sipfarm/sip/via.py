@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import NamedTuple
 
@@ -124,10 +125,18 @@ def response_address(via: Via, source: tuple[str, int]) -> tuple[str, int]:
     """
     port = via.port or DEFAULT_PORT.get(via.transport, 5060)
     maddr = via.params.get("maddr")
-    if maddr:
+    if maddr and _is_ip(maddr):  # a name would need a DNS lookup (§18.2.2): not here
         return maddr, port
     host = via.received or source[0]
     rport = via.rport
     if rport is not None:
         return host, int(rport) if rport else source[1]
     return host, port
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return False
+    return True

@@ -206,14 +206,48 @@ def send_options(member: Member) -> tuple[str, int]:
     raise AssertionError(f"no answer to OPTIONS {call_id}:\n{member.stderr_text()}")
 
 
-def test_debug_logs_received_and_sent_packets(tmp_path: Path, started: list[Member]) -> None:
+def send_options_tcp(member: Member) -> tuple[str, int]:
+    """One OPTIONS over a TCP connection, answered 200; returns its Call-ID and local port."""
+    call_id = secrets.token_hex(8)
+    with socket.create_connection(
+        (member.host, member.port), timeout=WAIT_S, source_address=(member.host, 0)
+    ) as sock:
+        port = sock.getsockname()[1]
+        sock.sendall(
+            (
+                f"OPTIONS sip:{member.host}:{member.port};transport=tcp SIP/2.0\r\n"
+                f"Via: SIP/2.0/TCP {member.host}:{port};branch=z9hG4bK{call_id}\r\n"
+                "Max-Forwards: 70\r\n"
+                f"From: <sip:debug@{member.host}>;tag={call_id[:6]}\r\n"
+                f"To: <sip:{member.host}:{member.port}>\r\n"
+                f"Call-ID: {call_id}\r\n"
+                "CSeq: 1 OPTIONS\r\n"
+                "Content-Length: 0\r\n\r\n"
+            ).encode()
+        )
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65535)
+            assert chunk, f"closed without an answer:\n{member.stderr_text()}"
+            data += chunk
+    assert data.startswith(b"SIP/2.0 200 "), data
+    assert call_id.encode() in data, data
+    return call_id, port
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_debug_logs_received_and_sent_packets(
+    tmp_path: Path, started: list[Member], transport: str
+) -> None:
+    """STYLE.md §6: with --debug, a ``<`` line for what came in and a ``>`` line for what
+    went out, each naming the transport and the peer."""
     member = start_member(tmp_path, extra=["--debug"])
     started.append(member)
 
-    call_id, port = send_options(member)
+    call_id, port = (send_options if transport == "udp" else send_options_tcp)(member)
     peer = f"{member.host}:{port}"
-    received = wait_for_lines(member, " < ", peer, call_id)
-    sent = wait_for_lines(member, " > ", peer, call_id)
+    received = wait_for_lines(member, f" < {transport} ", peer, call_id)
+    sent = wait_for_lines(member, f" > {transport} ", peer, call_id)
 
     assert received, member.stderr_text()
     assert sent, member.stderr_text()

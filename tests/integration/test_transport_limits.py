@@ -322,6 +322,29 @@ def test_udp_too_large_answered_513_when_salvageable(small: Member) -> None:
 
 
 @pytest.mark.parametrize("rport", [True, False], ids=["rport", "no-rport"])
+def test_udp_too_large_answer_addressed_like_any_other(small: Member, rport: bool) -> None:
+    """The 513 the UDP edge builds goes where any response goes (RFC 3581 §4 with rport,
+    RFC 3261 §18.2.2 without), its top Via stamped as any request's (§18.2.1)."""
+    source, via = UdpPeer(small.host), UdpPeer(small.host)
+    try:
+        call_id = secrets.token_hex(8)
+        filler = "X-Filler: " + "a" * (SMALL.max_message_size + 100)
+        big = options(small.host, small.port, via_port=via.port, rport=rport, call_id=call_id,
+                      extra=filler)  # fmt: skip
+        source.sock.sendto(big, (small.host, small.port))
+        got = (source if rport else via).receive_until(call_id)
+    finally:
+        source.close()
+        via.close()
+
+    assert status_of(got[-1]) == 513
+    if rport:
+        assert f";rport={source.port}" in header(got[-1], "Via")
+        assert f";received={small.host}" in header(got[-1], "Via")
+    assert_still_serving(small)
+
+
+@pytest.mark.parametrize("rport", [True, False], ids=["rport", "no-rport"])
 def test_udp_answer_address(member: Member, rport: bool) -> None:
     """RFC 3581 §4: with rport, to the source port; RFC 3261 §18.2.2: else to the Via port."""
     source, via = UdpPeer(member.host), UdpPeer(member.host)
@@ -381,11 +404,23 @@ def test_tcp_request_fed_one_byte_at_a_time(member: Member) -> None:
     assert_still_serving(member)
 
 
-def test_tcp_request_without_content_length_answered_400_and_closed(member: Member) -> None:
-    """RFC 3261 §18.3: Content-Length is mandatory on a stream; without it, out of step."""
+@pytest.mark.parametrize("writes", ["one-write", "byte-at-a-time"])
+def test_tcp_request_without_content_length_answered_400_and_closed(
+    member: Member, writes: str
+) -> None:
+    """RFC 3261 §18.3: Content-Length is mandatory on a stream; without it, out of step.
+
+    The head arrives whole or in pieces: the answer is built from what the
+    connection received, not only from the last piece.
+    """
     peer = TcpPeer(member.host, member.port)
     try:
-        peer.send(options(member.host, member.port, transport="TCP", content_length=None))
+        request = options(member.host, member.port, transport="TCP", content_length=None)
+        if writes == "one-write":
+            peer.send(request)
+        else:
+            for i in range(len(request)):
+                peer.send(request[i : i + 1])
         got = peer.read_until_closed()
     finally:
         peer.close()
@@ -404,6 +439,25 @@ def test_tcp_announced_message_too_large_answered_513_and_closed(member: Member)
         peer.close()
 
     assert [status_of(m) for m in got] == [513]
+    assert_still_serving(member)
+
+
+def test_tcp_keepalives_are_not_garbage(limited: tuple[Member, TransportConfig]) -> None:
+    """RFC 5626 §3.5.1 double-CRLF keep-alives, more than the garbage budget: not broken
+    messages, so the connection stays open and the next request is answered."""
+    member, limits = limited
+    peer = TcpPeer(member.host, member.port)
+    try:
+        peer.send(b"\r\n\r\n" * (limits.garbage_budget + 2))
+        answer = peer.options(member.host, member.port)
+        for _ in range(limits.garbage_budget + 2):
+            peer.send(b"\r\n\r\n")
+        again = peer.options(member.host, member.port)
+    finally:
+        peer.close()
+
+    assert status_of(answer) == 200
+    assert status_of(again) == 200
     assert_still_serving(member)
 
 
