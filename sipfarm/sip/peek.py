@@ -16,7 +16,6 @@ header end), so the answer is the same with or without it.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import NamedTuple
 
 from .errors import BadRequest
@@ -26,7 +25,10 @@ __all__ = ["Peek", "peek"]
 
 # Searched in the lower-cased header block; values are cut from the original at the
 # same offsets (lower() keeps every byte where it is).
-_VIA = re.compile(rb"\n(?:via|v)[ \t]*:[ \t]*sip[ \t]*/[ \t]*2\.0[ \t]*/[ \t]*[a-z]+[ \t]+([^;, \t\r\n]+)([^,\r\n]*)")
+_VIA = re.compile(
+    rb"\n(?:via|v)[ \t]*:[ \t]*sip[ \t]*/[ \t]*2\.0[ \t]*/[ \t]*[a-z]+[ \t]+"
+    rb"([^;, \t\r\n]+)([^,\r\n]*)"
+)
 _CALL_ID = re.compile(rb"\n(?:call-id|i)[ \t]*:[ \t]*([^ \t\r\n]+)")
 _CSEQ = re.compile(rb"\ncseq[ \t]*:[ \t]*([0-9]{1,10})[ \t]+([^ \t\r\n]+)")
 _TO = re.compile(rb"\n(?:to|t)[ \t]*:([^\r\n]*)")
@@ -60,9 +62,8 @@ class Peek(NamedTuple):
 _new = tuple.__new__
 
 
-_peek_c: Callable[[bytes], tuple[object, ...] | None] | None
 try:
-    from ._speedups import peek as _peek_c
+    from ._speedups import peek as _peek_c  # type: ignore[import-not-found]
 except ImportError:  # built without a C compiler: the pure-Python read alone
     _peek_c = None
 
@@ -146,7 +147,7 @@ def _peek_py(data: bytes) -> Peek:
     return _new(Peek, (
         method, status, request_uri, branch, sent_by, rport, call_id, cseq_seq, cseq_method,
         to_tag, route,
-    ))
+    ))  # fmt: skip
 
 
 def _peek_parsed(data: bytes) -> Peek:
@@ -165,4 +166,4 @@ def _peek_parsed(data: bytes) -> Peek:
     return Peek(
         method, status, ruri, b(top.branch), b(top.sent_by), b(top.rport), b(msg.call_id),
         msg.cseq.seq, b(msg.cseq.method), b(msg.to.tag), b(route),
-    )
+    )  # fmt: skip

@@ -7,14 +7,16 @@ script: it builds the same :class:`~sipfarm.node.Member` the CLI builds, with th
 limits given as JSON, and serves until SIGTERM/SIGINT exactly like
 ``sipfarm member`` (uvloop, logging to stderr, exit 0).
 
-Readiness and shutdown are those of :mod:`sipp`: ready when it answers an OPTIONS
-over UDP, stopped by PID with SIGTERM (SIGKILL after a grace period).
+Readiness is that of :mod:`sipp` (it answers an OPTIONS over UDP) and then a TCP
+connection accepted (:func:`wait_for_tcp`); it is stopped by PID with SIGTERM (SIGKILL
+after a grace period).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -25,6 +27,30 @@ from sipp import READY_TIMEOUT_S, SIP_PORT, Member, fresh_loopback, options_prob
 from sipfarm.transport.config import TransportConfig
 
 HERE = Path(__file__).resolve()
+
+
+def wait_for_tcp(member: Member, timeout_s: float = READY_TIMEOUT_S) -> Member:
+    """Return ``member`` once its TCP port accepts a connection; raise RuntimeError if not.
+
+    Answering OPTIONS over UDP (the readiness of :func:`sipp.start_member`) does not
+    mean TCP is listening: ``Member.start`` serves UDP before it binds TCP.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if member.process.poll() is not None:
+            raise RuntimeError(
+                f"member exited {member.process.returncode}:\n{member.stderr_text()}"
+            )
+        try:
+            with socket.create_connection((member.host, member.port), timeout=1.0):
+                return member
+        except OSError as exc:
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"member TCP not listening within {timeout_s:.0f} s ({exc}):\n"
+                    f"{member.stderr_text()}"
+                ) from None
+        time.sleep(0.05)  # poll interval while the member binds TCP
 
 
 def start_limited_member(
@@ -55,7 +81,7 @@ def start_limited_member(
             if process.poll() is not None:
                 raise RuntimeError(f"member exited {process.returncode}:\n{member.stderr_text()}")
             if options_probe(host, port) is not None:
-                return member
+                return wait_for_tcp(member)
             time.sleep(0.05)  # poll interval: a refused probe returns at once
         raise RuntimeError(
             f"member did not answer OPTIONS within {READY_TIMEOUT_S:.0f} s:\n{member.stderr_text()}"

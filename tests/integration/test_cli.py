@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from member_proc import wait_for_tcp
 from sipp import (
     SIPFARM,
     Member,
@@ -243,6 +244,7 @@ def test_debug_logs_received_and_sent_packets(
     went out, each naming the transport and the peer."""
     member = start_member(tmp_path, extra=["--debug"])
     started.append(member)
+    wait_for_tcp(member)
 
     call_id, port = (send_options if transport == "udp" else send_options_tcp)(member)
     peer = f"{member.host}:{port}"

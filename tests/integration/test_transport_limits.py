@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from member_proc import start_limited_member
+from member_proc import start_limited_member, wait_for_tcp
 from sipp import Member, stop_process
 
 from sipfarm.transport.config import TransportConfig
@@ -45,6 +45,12 @@ CLOSED_ON_WRITE = (BrokenPipeError, ConnectionResetError)
 
 
 # ----------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture
+def member(member: Member) -> Member:
+    """conftest.py's member, once its TCP port listens too (see :func:`wait_for_tcp`)."""
+    return wait_for_tcp(member)
 
 
 @pytest.fixture
