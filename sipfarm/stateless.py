@@ -65,7 +65,7 @@ class StatelessConfig:
     allow: tuple[str, ...] = ("OPTIONS",)
     accept: tuple[str, ...] = ("application/sdp",)
     supported: tuple[str, ...] = ()
-    server: str = "sipfarm"
+    server: str = ""  # a Server header value, or none
 
 
 class StatelessCore:
@@ -80,7 +80,7 @@ class StatelessCore:
             ("Allow", allow),
             ("Accept", ", ".join(config.accept)),
             ("Supported", ", ".join(config.supported)),
-            ("Server", config.server),
+            *((("Server", config.server),) if config.server else ()),
         )
         self._allowed = frozenset(config.allow)
 
