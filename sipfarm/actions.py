@@ -6,9 +6,11 @@ are NamedTuples rather than frozen dataclasses because one is made per packet.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
-__all__ = ["Action", "Drop", "SendResponse", "Source"]
+from .sip.errors import SipError
+
+__all__ = ["Action", "Drop", "MessageHandler", "SendResponse", "Source"]
 
 
 class Source(NamedTuple):
@@ -34,3 +36,15 @@ class Drop(NamedTuple):
 
 
 Action = SendResponse | Drop
+
+
+class MessageHandler(Protocol):
+    """The core an edge feeds (a port, STYLE.md §6): one whole message in, one action out."""
+
+    def receive(self, data: bytes, source: Source) -> Action:
+        """A whole message (a datagram, or what the stream framer cut out)."""
+        ...
+
+    def refuse(self, data: bytes, error: SipError, source: Source) -> Action:
+        """Bytes the edge itself found broken (too large, out of step): answer or drop."""
+        ...

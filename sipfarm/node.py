@@ -39,22 +39,24 @@ class Member:
         self.core = StatelessCore(StatelessConfig(token=config.token))
         self.counters: dict[str, int] = {}
         self._udp: asyncio.DatagramTransport | None = None
-        self._tcp = TcpServer(self.core.receive, config.transport, self.counters)
+        self._tcp = TcpServer(self.core, config.transport, self.counters)
 
     async def start(self) -> None:
         """Bind UDP and TCP on the configured address; raises OSError when it cannot."""
         loop = asyncio.get_running_loop()
         cfg = self.config
+        # TCP first: a member that answers on UDP is ready on both (probes use UDP).
+        await self._tcp.start(cfg.host, cfg.port)
         sock = bind_udp(cfg.host, cfg.port, cfg.transport)
         try:
             transport, _ = await loop.create_datagram_endpoint(
-                lambda: UdpServer(self.core.receive, cfg.transport, self.counters, sock), sock=sock
+                lambda: UdpServer(self.core, cfg.transport, self.counters, sock), sock=sock
             )
-            self._udp = transport
-            await self._tcp.start(cfg.host, cfg.port)
         except BaseException:
             sock.close()
+            await self._tcp.stop()
             raise
+        self._udp = transport
         logger.info("member %s listening on udp+tcp %s:%d", cfg.token, cfg.host, cfg.port)
 
     async def stop(self) -> None:

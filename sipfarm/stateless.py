@@ -104,7 +104,7 @@ class StatelessCore:
         try:
             msg = parse(data)
         except SipError as exc:
-            return self._broken(data, source, exc)
+            return self.refuse(data, exc, source)
         if not isinstance(msg, Request):
             self.counters["stray_response"] += 1
             return Drop("stray_response", f"{msg.status} matches no transaction")
@@ -146,7 +146,8 @@ class StatelessCore:
         address = response_address(request.via[0], (source.host, source.port))
         return SendResponse(bytes(response), address)
 
-    def _broken(self, data: bytes, source: Source, exc: SipError) -> Action:
+    def refuse(self, data: bytes, exc: SipError, source: Source) -> Action:
+        """Answer ``exc`` to a request that is broken, if enough of it survives; else drop."""
         tag = f"{self.config.token}-{zlib.crc32(data):08x}"
         answer = salvage_response(data, exc, tag, (source.host, source.port))
         if answer is None:

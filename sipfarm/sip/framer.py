@@ -50,6 +50,7 @@ class StreamFramer:
         "_crlfs",
         "_need",
         "_scan",
+        "broken_head",
         "max_header_size",
         "max_message_size",
         "pings_received",
@@ -70,6 +71,9 @@ class StreamFramer:
         self._scan = 0
         # CRLFs seen since the last message or ping (a ping is two).
         self._crlfs = 0
+        #: The start of the message that broke the framing (at most max_header_size
+        #: bytes), so that the edge can answer it before it closes the connection.
+        self.broken_head = b""
 
     @property
     def buffered(self) -> int:
@@ -107,6 +111,7 @@ class StreamFramer:
                 self._scan = pos
         except SipError as exc:
             self._broken = exc
+            self.broken_head = bytes(buf[pos : pos + self.max_header_size])
             buf.clear()
             raise
         del buf[:pos]

@@ -7,25 +7,21 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Callable
 
-from ..actions import Action, Drop, SendResponse, Source
+from ..actions import Drop, MessageHandler, SendResponse, Source
 from ..sip.errors import SipError
 from ..sip.framer import StreamFramer
-from ..sip.response import salvage_response
 from .config import TransportConfig
 from .ratelimit import RateLimitedLog
 
 logger = logging.getLogger(__name__)
 
-Receiver = Callable[[bytes, Source], Action]
-
 
 class TcpServer:
     """Accepts connections and runs one :class:`TcpConnection` each; enforces the limits."""
 
-    def __init__(self, receive: Receiver, config: TransportConfig, counters: dict[str, int]):
-        self.receive = receive
+    def __init__(self, handler: MessageHandler, config: TransportConfig, counters: dict[str, int]):
+        self.handler = handler
         self.config = config
         self.counters = counters
         self.per_source: dict[str, int] = {}
@@ -130,28 +126,29 @@ class TcpConnection(asyncio.Protocol):
         assert transport is not None
         if transport.is_closing():
             return
+        source = Source("TCP", self.peer[0], self.peer[1])
         try:
             try:
                 messages = self.framer.feed(data)
             except SipError as exc:
-                # The stream is out of step: answer if the head survives, then close.
+                # The stream is out of step: answer the message that broke it if its
+                # head survives (RFC 3261 §18.3), then close.
                 srv.count("tcp_framing_errors")
-                answer = salvage_response(data, exc)
-                if answer is not None:
-                    transport.write(answer)
+                action = srv.handler.refuse(self.framer.broken_head, exc, source)
+                if type(action) is SendResponse:
+                    self._write(action.data)
                 srv.drops.warning(
                     "tcp %s:%d framing error (%s), closing", self.peer[0], self.peer[1], exc.reason
                 )
                 self.close("framing error")
                 return
-            source = Source("TCP", self.peer[0], self.peer[1])
             for message in messages:
                 if logger.isEnabledFor(logging.DEBUG):
                     logger.debug("< tcp %s:%d %r", self.peer[0], self.peer[1], message)
-                action = srv.receive(message, source)
+                action = srv.handler.receive(message, source)
                 if type(action) is SendResponse:
-                    transport.write(action.data)
-                    if action.data[8:9] == b"4" and action.data[8:11] == b"400":
+                    self._write(action.data)
+                    if action.data[8:11] == b"400":
                         self._spend_garbage()
                 elif isinstance(action, Drop) and action.reason == "garbage":
                     self._spend_garbage()
@@ -161,6 +158,12 @@ class TcpConnection(asyncio.Protocol):
             srv.count("tcp_errors")
             logger.exception("tcp %s:%d failed on %r", self.peer[0], self.peer[1], data[:200])
             self.close("internal error")
+
+    def _write(self, data: bytes) -> None:
+        assert self.transport is not None
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("> tcp %s:%d %r", self.peer[0], self.peer[1], data)
+        self.transport.write(data)
 
     def _spend_garbage(self) -> None:
         self.garbage += 1

@@ -6,17 +6,13 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Callable
 
-from ..actions import Action, Drop, SendResponse, Source
+from ..actions import Drop, MessageHandler, SendResponse, Source
 from ..sip.errors import MessageTooLarge
-from ..sip.response import salvage_response
 from .config import TransportConfig
 from .ratelimit import RateLimitedLog
 
 logger = logging.getLogger(__name__)
-
-Receiver = Callable[[bytes, Source], Action]
 
 
 def bind_udp(host: str, port: int, config: TransportConfig) -> socket.socket:
@@ -47,13 +43,14 @@ class UdpServer(asyncio.DatagramProtocol):
 
     def __init__(
         self,
-        receive: Receiver,
+        handler: MessageHandler,
         config: TransportConfig,
         counters: dict[str, int],
         sock: socket.socket,
     ):
         self._sendto = sock.sendto
-        self._receive = receive
+        self._receive = handler.receive
+        self._refuse = handler.refuse
         self._config = config
         self._counters = counters
         self._transport: asyncio.DatagramTransport | None = None
@@ -65,20 +62,17 @@ class UdpServer(asyncio.DatagramProtocol):
         self._transport = transport  # type: ignore[assignment,unused-ignore]
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        transport = self._transport
-        assert transport is not None
         try:
             if self._debug:
                 logger.debug("< udp %s:%d %r", addr[0], addr[1], data)
+            if data[:1] in b"\r\n" and not data.strip(b"\r\n"):
+                return  # RFC 5626 §3.5.1 keep-alive: nothing to answer on UDP
+            source = Source("UDP", addr[0], addr[1])
             if len(data) > self._config.max_message_size:
                 self._counters["udp_too_large"] = self._counters.get("udp_too_large", 0) + 1
-                answer = salvage_response(data, MessageTooLarge())
-                if answer is not None:
-                    self.send(answer, addr)
-                return
-            if data[:1] in b"\r\n" and not data.strip(b"\r\n"):  # RFC 5626 §3.5.1 keep-alive: nothing to answer on UDP
-                return
-            action = self._receive(data, Source("UDP", addr[0], addr[1]))
+                action = self._refuse(data, MessageTooLarge(), source)
+            else:
+                action = self._receive(data, source)
             if type(action) is SendResponse:
                 if self._debug:
                     logger.debug(

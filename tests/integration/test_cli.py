@@ -116,10 +116,9 @@ def test_address_in_use_exits_2_with_one_clear_line(kind: str) -> None:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            text=True,
         )
         try:
-            stdout, stderr = process.communicate(timeout=WAIT_S)
+            out, err = process.communicate(timeout=WAIT_S)
         except subprocess.TimeoutExpired:
             stop_process(process)
             raise AssertionError(f"member still running on {host}:{port} held by {kind}") from None
@@ -128,12 +127,13 @@ def test_address_in_use_exits_2_with_one_clear_line(kind: str) -> None:
         if process is not None:
             stop_process(process)
 
+    stderr = err.decode(errors="replace")
     assert process.returncode == 2, stderr
     lines = stderr.splitlines()
     assert len(lines) == 1, stderr
     assert f"{host}:{port}" in lines[0]
     assert "in use" in lines[0].lower()
-    assert stdout == ""
+    assert out == b""
 
 
 # --------------------------------------------------------------------------------- signals
