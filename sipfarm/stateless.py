@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from .actions import Action, Drop, SendResponse, Source
 from .sip import Request, SipError, make_response, parse, salvage_response, validate_request
 from .sip.errors import MethodNotAllowed, NotImplemented_
+from .sip.nameaddr import tag_of
 from .sip.via import parse_via, response_address
 
 __all__ = ["KNOWN_METHODS", "StatelessConfig", "StatelessCore"]
@@ -141,7 +142,8 @@ class StatelessCore:
         reason: str | None,
         headers: tuple[tuple[str, str], ...],
     ) -> SendResponse:
-        tag = None if request.to.tag is not None else self.to_tag(request)
+        to = request.headers.get_key("to") or ""
+        tag = None if tag_of(to) is not None else self.to_tag(request)
         response = make_response(request, status, reason, headers=headers, to_tag=tag)
         address = response_address(request.via[0], (source.host, source.port))
         return SendResponse(bytes(response), address)

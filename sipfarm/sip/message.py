@@ -216,7 +216,8 @@ class Request(Message):
         pos = self.headers.position("via")
         assert pos is not None
         field_ = self.headers.fields("via")[0]
-        elems = split_comma(field_.value)
+        # the line parsed as _parse_vias split it: one via-parm, or a comma list
+        elems = split_comma(field_.value) if "," in field_.value else [field_.value]
         elems[0] = str(stamped)
         headers = self.headers.replace_at(pos, ", ".join(elems))
         return self.evolve(headers, via=(stamped, *self.via[1:]))

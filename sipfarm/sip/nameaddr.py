@@ -13,7 +13,7 @@ from .grammar import TOKEN, WS, quote, scan_quoted, unquote
 from .params import EMPTY, Params, parse_header_params
 from .uri import Uri, parse_uri
 
-__all__ = ["NameAddr", "parse_nameaddr"]
+__all__ = ["NameAddr", "parse_nameaddr", "tag_of"]
 
 _DISPLAY_CHARS = frozenset(TOKEN | set(WS))
 
@@ -96,3 +96,20 @@ def parse_nameaddr(text: str) -> NameAddr:
     if rest[0] != ";":
         raise BadRequest("Junk after URI")
     return NameAddr(uri, display, parse_header_params(rest[1:]))
+
+
+_TAG = re.compile(r";[ \t]*tag[ \t]*=[ \t]*([^; \t,]+)", re.IGNORECASE)
+
+
+def tag_of(value: str) -> str | None:
+    """The ``tag`` of a From or To value whose syntax was checked, without parsing its URI.
+
+    Header parameters follow the ``>`` of a name-addr, or the URI of an addr-spec
+    (RFC 3261 §20.10); a quoted value among them sends the value to the full parser.
+    """
+    gt = value.rfind(">")
+    params = value[gt + 1 :] if gt >= 0 else value
+    if '"' in params:
+        return parse_nameaddr(value).tag
+    m = _TAG.search(params)
+    return m.group(1) if m else None

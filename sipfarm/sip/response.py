@@ -7,6 +7,7 @@ import re
 from .errors import SipError
 from .headers import HeaderField, Headers
 from .message import Request, Response
+from .nameaddr import tag_of
 from .via import parse_via, stamp_received
 
 __all__ = ["REASONS", "make_response", "salvage_response"]
@@ -91,11 +92,13 @@ def make_response(
     src = request.headers
     fields = src.fields_key("via")
     fields += src.fields_key("from")
-    to = request.to
+    to = request._to
     to_field = src.fields_key("to")[0]
-    if to_tag is not None and status > 100 and to.tag is None:
-        to = to.with_tag(to_tag)
-        to_field = HeaderField(to_field[0], f"{to_field[1]};tag={to_tag}")
+    if to_tag is not None and status > 100:
+        has_tag = to.tag is not None if to is not None else tag_of(to_field[1]) is not None
+        if not has_tag:
+            to = None if to is None else to.with_tag(to_tag)
+            to_field = HeaderField(to_field[0], f"{to_field[1]};tag={to_tag}")
     fields.append(to_field)
     fields += src.fields_key("call-id")
     fields += src.fields_key("cseq")

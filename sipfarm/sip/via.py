@@ -7,7 +7,7 @@ import re
 from typing import NamedTuple
 
 from .errors import BadRequest
-from .grammar import WS
+from .grammar import WS, is_token
 from .params import EMPTY, Params, parse_header_params
 from .uri import HOST_PATTERN, parse_host, parse_port
 
@@ -68,7 +68,7 @@ def parse_via(text: str) -> Via:
         raise BadRequest("Bad Via: sent-protocol")
     name = parts[0].strip(WS)
     version = parts[1].strip(WS)
-    if name.upper() != "SIP" or not version:
+    if name.upper() != "SIP" or not is_token(version):
         raise BadRequest("Bad Via: sent-protocol")
     t = _TRANSPORT.match(parts[2].lstrip(WS))
     if t is None:
