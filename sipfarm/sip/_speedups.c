@@ -1,4 +1,5 @@
-/* The farm router's per-packet read in C: sipfarm.sip.peek without the regex engine.
+/* The per-packet reads in C: sipfarm.sip.peek without the regex engine, and the header
+ * split of sipfarm.sip.message.parse.
  *
  * peek(data) -> tuple | None
  *
@@ -10,11 +11,21 @@
  * It raises ValueError("Malformed Status-Line" / "Malformed Request-Line") where the
  * reference raises BadRequest with that reason, and returns None for everything it leaves
  * to the reference: no CRLFCRLF, folded header lines, bare LF line ends, an argument that
- * is not bytes.  It never reads outside the buffer.
+ * is not bytes, and what the reference hands to the full parser (a first Via, Call-ID,
+ * CSeq or Route line not in its plain shape, a Request-Line version SIP/x.y other than
+ * 2.0).  It never reads outside the buffer.
  *
  * Every pattern of the reference is anchored at a line start and stops at CR or LF, so a
- * line is read up to its first CR.  Header names are matched ASCII-case-insensitively,
- * as the reference does on data.lower().
+ * line is read up to its first CR (Call-ID and CSeq: up to the CR of its CRLF, so that a
+ * stray CR breaks their shape).  Header names are matched ASCII-case-insensitively, as
+ * the reference does on data.lower().
+ *
+ * split_headers(head, compact, single, field) -> tuple | None
+ *
+ * The header block of sipfarm.sip.message.parse (start line included, final CRLFCRLF
+ * excluded) split as sipfarm.sip.message._parse_headers splits it (the reference), for
+ * the common shape only: (start_line, fields, index).  None for anything else, which the
+ * reference then reads and, where it is broken, answers with the precise error.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -24,6 +35,20 @@
 #define IS_WS(c) ((c) == ' ' || (c) == '\t')
 #define LOWER(c) ((unsigned char)((c) >= 'A' && (c) <= 'Z' ? (c) | 0x20 : (c)))
 #define IS_DIGIT(c) ((c) >= '0' && (c) <= '9')
+#define IS_ALNUM(c) \
+    (IS_DIGIT(c) || ((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z'))
+#define IS_VISIBLE(c) ((unsigned char)(c) >= 0x21 && (unsigned char)(c) <= 0x7e)
+
+/* RFC 3261 §25.1: token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" /
+ * "'" / "~"); the marks here, the alphanumerics by IS_ALNUM. */
+static const unsigned char TOKEN_MARK[256] = {
+    ['-'] = 1, ['.'] = 1, ['!'] = 1, ['%'] = 1, ['*'] = 1,
+    ['_'] = 1, ['+'] = 1, ['`'] = 1, ['\''] = 1, ['~'] = 1,
+};
+#define IS_TOKEN(c) (IS_ALNUM(c) || TOKEN_MARK[(unsigned char)(c)])
+
+/* RFC 3261 §8.1.1.5: a CSeq number is below 2**31. */
+#define CSEQ_LIMIT 2147483648ULL
 
 typedef struct {
     Py_ssize_t start; /* -1: absent */
@@ -79,17 +104,20 @@ header_colon(const char *p, Py_ssize_t s, Py_ssize_t e, const char *name, Py_ssi
 
 /* Byte classes: the bytes that end a value.  CR and LF end every value (a line is read
  * only up to its first CR anyway). */
-static const unsigned char TOKEN_END[256] = {  /* [^;, \t\r\n]: sent-by, branch */
+static const unsigned char TOKEN_END[256] = {  /* [^;, \t\r\n]: branch */
     [';'] = 1, [','] = 1, [' '] = 1, ['\t'] = 1, ['\r'] = 1, ['\n'] = 1,
+};
+static const unsigned char SENT_BY_END[256] = {  /* [^;, \t\r\n"]: sent-by */
+    [';'] = 1, [','] = 1, [' '] = 1, ['\t'] = 1, ['\r'] = 1, ['\n'] = 1, ['"'] = 1,
 };
 static const unsigned char TAG_END[256] = {  /* [^;, \t\r\n>]: To-tag */
     [';'] = 1, [','] = 1, [' '] = 1, ['\t'] = 1, ['\r'] = 1, ['\n'] = 1, ['>'] = 1,
 };
-static const unsigned char WORD_END[256] = {  /* [^ \t\r\n]: Call-ID, CSeq method */
-    [' '] = 1, ['\t'] = 1, ['\r'] = 1, ['\n'] = 1,
+static const unsigned char PARAMS_END[256] = {  /* [^,"\r\n]: the rest of a via-parm */
+    [','] = 1, ['"'] = 1, ['\r'] = 1, ['\n'] = 1,
 };
-static const unsigned char PARAMS_END[256] = {  /* [^,\r\n]: the rest of a via-parm */
-    [','] = 1, ['\r'] = 1, ['\n'] = 1,
+static const unsigned char URI_END[256] = {  /* [^<>" \t\r\n]: a Route URI */
+    ['<'] = 1, ['>'] = 1, ['"'] = 1, [' '] = 1, ['\t'] = 1, ['\r'] = 1, ['\n'] = 1,
 };
 
 /* The end of the run of bytes from i that are not in the class stop. */
@@ -110,14 +138,12 @@ line_end(const char *p, Py_ssize_t s, Py_ssize_t e)
     return cr == NULL ? e : cr - p;
 }
 
-/* Via: `sip / 2.0 / transport SP sent-by` then the rest up to a comma (RFC 3261 §20.42). */
+/* The Via value from i (just after the colon) in its plain shape: `sip / 2.0 / transport
+ * SP sent-by`, then the via-params from ';' up to a comma or the line end, with no '"'
+ * anywhere before that comma (RFC 3261 §20.42).  0 for any other shape. */
 static int
-match_via(const char *p, Py_ssize_t s, Py_ssize_t e, Span *sent_by, Span *params)
+via_value(const char *p, Py_ssize_t i, Py_ssize_t e, Span *sent_by, Span *params)
 {
-    Py_ssize_t i = header_colon(p, s, e, "via", 3, "v");
-    if (i < 0) {
-        return 0;
-    }
     i = skip_ws(p, i, e);
     if (!starts_ci(p, i, e, "sip", 3)) {
         return 0;
@@ -144,15 +170,19 @@ match_via(const char *p, Py_ssize_t s, Py_ssize_t e, Span *sent_by, Span *params
     }
     i = skip_ws(p, i, e);
     Py_ssize_t h = i;
-    i = run_not(p, i, e, TOKEN_END);
+    i = run_not(p, i, e, SENT_BY_END);
     if (i == h) {
         return 0;
     }
     sent_by->start = h;
     sent_by->end = i;
+    i = skip_ws(p, i, e);
     params->start = i;
-    params->end = run_not(p, i, e, PARAMS_END);
-    return 1;
+    if (i < e && p[i] == ';') {
+        i = run_not(p, i, e, PARAMS_END);
+    }
+    params->end = i;
+    return i == e || p[i] == ',';
 }
 
 /* `;[ \t]*NAME[ \t]*=[ \t]*(value)` searched in [i, e): the first value, or ABSENT. */
@@ -210,27 +240,26 @@ find_rport(const char *p, Py_ssize_t i, Py_ssize_t e)
     return ABSENT;
 }
 
-/* Call-ID (compact i): a value of at least one byte up to white space. */
+/* The Call-ID value from i (just after the colon) up to e, the CR of the line's CRLF, in
+ * its plain shape (RFC 3261 §20.8): one run of visible ASCII with only white space
+ * around it; ABSENT for any other shape. */
 static Span
-match_call_id(const char *p, Py_ssize_t s, Py_ssize_t e)
+call_id_value(const char *p, Py_ssize_t i, Py_ssize_t e)
 {
-    Py_ssize_t i = header_colon(p, s, e, "call-id", 7, "i");
-    if (i < 0) {
-        return ABSENT;
-    }
     i = skip_ws(p, i, e);
-    Py_ssize_t v = run_not(p, i, e, WORD_END);
-    return v > i ? (Span){i, v} : ABSENT;
+    Py_ssize_t v = i;
+    while (v < e && IS_VISIBLE(p[v])) {
+        v++;
+    }
+    return (v > i && skip_ws(p, v, e) == e) ? (Span){i, v} : ABSENT;
 }
 
-/* CSeq: 1 to 10 digits, white space, a method (RFC 3261 §20.16). */
+/* The CSeq value from i (just after the colon) up to e, the CR of the line's CRLF, in its
+ * plain shape (RFC 3261 §20.16, §8.1.1.5): 1 to 10 digits below 2**31, white space, a
+ * token method, white space.  0 for any other shape. */
 static int
-match_cseq(const char *p, Py_ssize_t s, Py_ssize_t e, unsigned long long *seq, Span *method)
+cseq_value(const char *p, Py_ssize_t i, Py_ssize_t e, unsigned long long *seq, Span *method)
 {
-    Py_ssize_t i = header_colon(p, s, e, "cseq", 4, NULL);
-    if (i < 0) {
-        return 0;
-    }
     i = skip_ws(p, i, e);
     Py_ssize_t d = i;
     unsigned long long n = 0;
@@ -241,17 +270,20 @@ match_cseq(const char *p, Py_ssize_t s, Py_ssize_t e, unsigned long long *seq, S
         n = n * 10 + (unsigned long long)(p[i] - '0');
         i++;
     }
-    if (i == d || i >= e || !IS_WS(p[i])) {
+    if (i == d || i >= e || !IS_WS(p[i]) || n >= CSEQ_LIMIT) {
         return 0;
     }
     i = skip_ws(p, i, e);
-    Py_ssize_t m = run_not(p, i, e, WORD_END);
-    if (m == i) {
+    Py_ssize_t m = i;
+    while (i < e && IS_TOKEN(p[i])) {
+        i++;
+    }
+    if (i == m || skip_ws(p, i, e) != e) {
         return 0;
     }
     *seq = n;
-    method->start = i;
-    method->end = m;
+    method->start = m;
+    method->end = i;
     return 1;
 }
 
@@ -268,21 +300,43 @@ to_tag(const char *p, Py_ssize_t i, Py_ssize_t e)
     return find_param(p, i, e, "tag", 3, TAG_END);
 }
 
-/* Route: the URI inside the first <...> of the line. */
+/* The URI of the first Route entry from i (just after the colon) in its plain shape
+ * (RFC 3261 §20.34): a display name of tokens and white space, if any, then `<URI>` with
+ * no white space, '"' or angle bracket inside; ABSENT for any other shape. */
 static Span
-match_route(const char *p, Py_ssize_t s, Py_ssize_t e)
+route_value(const char *p, Py_ssize_t i, Py_ssize_t e)
 {
-    Py_ssize_t i = header_colon(p, s, e, "route", 5, NULL);
-    if (i < 0) {
+    while (i < e && (IS_TOKEN(p[i]) || IS_WS(p[i]))) {
+        i++;
+    }
+    if (i >= e || p[i] != '<') {
         return ABSENT;
     }
-    const char *lt = memchr(p + i, '<', (size_t)(e - i));
-    if (lt == NULL) {
-        return ABSENT;
+    Py_ssize_t u = i + 1;
+    i = run_not(p, u, e, URI_END);
+    return (i > u && i < e && p[i] == '>') ? (Span){u, i} : ABSENT;
+}
+
+/* `sip/` 1*DIGIT `.` 1*DIGIT, case-insensitively, exactly [i, e): a SIP version the full
+ * parser answers with 505 when it is not 2.0 (RFC 3261 §21.5.6). */
+static int
+sip_version(const char *p, Py_ssize_t i, Py_ssize_t e)
+{
+    if (!starts_ci(p, i, e, "sip/", 4)) {
+        return 0;
     }
-    i = lt - p + 1;
-    const char *gt = memchr(p + i, '>', (size_t)(e - i));
-    return gt == NULL ? ABSENT : (Span){i, gt - p};
+    Py_ssize_t k = i + 4, d = k;
+    while (k < e && IS_DIGIT(p[k])) {
+        k++;
+    }
+    if (k == d || k >= e || p[k] != '.') {
+        return 0;
+    }
+    d = ++k;
+    while (k < e && IS_DIGIT(p[k])) {
+        k++;
+    }
+    return k > d && k == e;
 }
 
 static PyObject *
@@ -323,16 +377,17 @@ peek(PyObject *module, PyObject *arg)
     Span sent_by = ABSENT, params = ABSENT, call_id = ABSENT, cseq_method = ABSENT;
     Span tag = ABSENT, route = ABSENT;
     unsigned long long cseq_seq = 0;
-    int have_via = 0, have_cseq = 0, have_to = 0;
+    int have_via = 0, have_call_id = 0, have_cseq = 0, have_to = 0, have_route = 0;
+    int plain = 1; /* 0: the reference hands this message to the full parser */
 
+    /* Each header is read from its first line only; once a first line is not in its
+     * plain shape the lines are only scanned for the end of the block (and folds). */
     Py_ssize_t s = eol + 2;
-    Py_ssize_t end; /* where CRLFCRLF starts: the header block is [0, end + 2) */
     for (;;) {
         if (s >= n) {
             return Py_NewRef(Py_None); /* no CRLFCRLF */
         }
         if (p[s] == '\r' && s + 1 < n && p[s + 1] == '\n') {
-            end = s - 2;
             break;
         }
         if (IS_WS(p[s])) {
@@ -346,74 +401,91 @@ peek(PyObject *module, PyObject *arg)
         if (j == s || p[j - 1] != '\r') {
             return Py_NewRef(Py_None); /* bare LF */
         }
-        switch (LOWER(p[s])) {
+        Py_ssize_t e = j - 1; /* the CR of this line's CRLF */
+        Py_ssize_t i;
+        switch (plain ? LOWER(p[s]) : 0) {
         case 'v':
-            if (!have_via) {
-                have_via = match_via(p, s, line_end(p, s, j - 1), &sent_by, &params);
+            if (!have_via && (i = header_colon(p, s, e, "via", 3, "v")) >= 0) {
+                have_via = 1;
+                plain = via_value(p, i, line_end(p, i, e), &sent_by, &params);
             }
             break;
         case 'c':
-            if (call_id.start < 0) {
-                call_id = match_call_id(p, s, line_end(p, s, j - 1));
+            if (!have_call_id && (i = header_colon(p, s, e, "call-id", 7, NULL)) >= 0) {
+                have_call_id = 1;
+                call_id = call_id_value(p, i, e);
+                plain = call_id.start >= 0;
             }
-            if (!have_cseq) {
-                have_cseq = match_cseq(p, s, line_end(p, s, j - 1), &cseq_seq, &cseq_method);
+            else if (!have_cseq && (i = header_colon(p, s, e, "cseq", 4, NULL)) >= 0) {
+                have_cseq = 1;
+                plain = cseq_value(p, i, e, &cseq_seq, &cseq_method);
             }
             break;
         case 'i':
-            if (call_id.start < 0) {
-                call_id = match_call_id(p, s, line_end(p, s, j - 1));
+            if (!have_call_id && (i = header_colon(p, s, e, "call-id", 7, "i")) >= 0) {
+                have_call_id = 1;
+                call_id = call_id_value(p, i, e);
+                plain = call_id.start >= 0;
             }
             break;
         case 't':
-            if (!have_to) {
-                Py_ssize_t e = line_end(p, s, j - 1);
-                Py_ssize_t i = header_colon(p, s, e, "to", 2, "t");
-                if (i >= 0) {
-                    have_to = 1;
-                    tag = to_tag(p, i, e);
-                }
+            if (!have_to && (i = header_colon(p, s, e, "to", 2, "t")) >= 0) {
+                have_to = 1;
+                tag = to_tag(p, i, line_end(p, i, e));
             }
             break;
         case 'r':
-            if (route.start < 0) {
-                route = match_route(p, s, line_end(p, s, j - 1));
+            if (!have_route && (i = header_colon(p, s, e, "route", 5, NULL)) >= 0) {
+                have_route = 1;
+                route = route_value(p, i, line_end(p, i, e));
+                plain = route.start >= 0;
             }
             break;
         }
         s = j + 1;
     }
 
-    /* The start line, read only now: a folded message goes to the reference first. */
-    PyObject *method, *status, *request_uri;
-    if (end + 2 >= 4 && starts_ci(p, 0, n, "sip/", 4)) {
-        Py_ssize_t code_end = n < 11 ? n : 11;
-        int ok = n > 8 && p[7] == ' ';
-        for (Py_ssize_t k = 8; ok && k < code_end; k++) {
-            ok = IS_DIGIT(p[k]);
-        }
-        if (!ok) {
+    /* The start line, read only now: a folded message goes to the reference first, and a
+     * malformed start line is answered before any header goes to the full parser. */
+    Span method = ABSENT, request_uri = ABSENT;
+    int response = starts_ci(p, 0, eol, "sip/", 4);
+    long code = 0;
+    if (response) {
+        /* RFC 3261 §7.2: `SIP/2.0 SP 3DIGIT SP`, the code 100 to 699. */
+        if (eol < 12 || !starts_ci(p, 0, eol, "sip/2.0 ", 8) || p[8] < '1' || p[8] > '6'
+            || !IS_DIGIT(p[9]) || !IS_DIGIT(p[10]) || p[11] != ' ') {
             PyErr_SetString(PyExc_ValueError, "Malformed Status-Line");
             return NULL;
         }
-        long code = 0;
-        for (Py_ssize_t k = 8; k < code_end; k++) {
-            code = code * 10 + (p[k] - '0');
-        }
-        status = PyLong_FromLong(code);
-        method = Py_NewRef(Py_None);
-        request_uri = Py_NewRef(Py_None);
+        code = (p[8] - '0') * 100 + (p[9] - '0') * 10 + (p[10] - '0');
     }
     else {
+        /* RFC 3261 §7.1: `token SP Request-URI SP SIP/2.0`, no other SP, no HTAB in the
+         * Request-URI; another SIP/x.y goes to the full parser (505). */
         const char *sp1 = memchr(p, ' ', (size_t)eol);
         const char *sp2 = sp1 == NULL ? NULL : memchr(sp1 + 1, ' ', (size_t)(p + eol - sp1 - 1));
-        if (sp2 == NULL || memchr(sp2 + 1, ' ', (size_t)(p + eol - sp2 - 1)) != NULL) {
+        int ok = sp2 != NULL && sp1 > p && sp2 > sp1 + 1
+                 && memchr(sp2 + 1, ' ', (size_t)(p + eol - sp2 - 1)) == NULL
+                 && memchr(sp1 + 1, '\t', (size_t)(sp2 - sp1 - 1)) == NULL;
+        for (const char *c = p; ok && c < sp1; c++) {
+            ok = IS_TOKEN(*c);
+        }
+        if (ok) {
+            Py_ssize_t v = sp2 - p + 1;
+            if (!(eol - v == 7 && starts_ci(p, v, eol, "sip/2.0", 7))) {
+                ok = sip_version(p, v, eol);
+                plain = 0;
+            }
+        }
+        if (!ok) {
             PyErr_SetString(PyExc_ValueError, "Malformed Request-Line");
             return NULL;
         }
-        status = Py_NewRef(Py_None);
-        method = PyBytes_FromStringAndSize(p, sp1 - p);
-        request_uri = PyBytes_FromStringAndSize(sp1 + 1, sp2 - sp1 - 1);
+        method = (Span){0, sp1 - p};
+        request_uri = (Span){sp1 - p + 1, sp2 - p};
+    }
+    if (!plain) {
+        return Py_NewRef(Py_None);
     }
 
     Span branch = ABSENT, rport = ABSENT;
@@ -424,9 +496,9 @@ peek(PyObject *module, PyObject *arg)
 
     PyObject *tuple = PyTuple_New(11);
     PyObject *items[11] = {
-        method,
-        status,
-        request_uri,
+        span_bytes(p, method),
+        response ? PyLong_FromLong(code) : Py_NewRef(Py_None),
+        span_bytes(p, request_uri),
         span_bytes(p, branch),
         span_bytes(p, sent_by),
         span_bytes(p, rport),
@@ -455,13 +527,256 @@ peek(PyObject *module, PyObject *arg)
     return tuple;
 }
 
+/* ------------------------------------------------------------------- split_headers */
+
+static int
+is_ascii(const char *s, Py_ssize_t n)
+{
+    unsigned char bits = 0;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        bits |= (unsigned char)s[k];
+    }
+    return bits < 0x80;
+}
+
+/* The n bytes at s as str, decoded as parse() decodes the header block: UTF-8 with
+ * surrogateescape, so that every byte survives.  ascii: the caller knows every byte is
+ * below 0x80, and they are copied as they are. */
+static PyObject *
+decode(const char *s, Py_ssize_t n, int ascii)
+{
+    if (!ascii) {
+        return PyUnicode_DecodeUTF8(s, n, "surrogateescape");
+    }
+    if (n == 1) {
+        return PyUnicode_FromOrdinal((unsigned char)s[0]); /* the cached one-letter str */
+    }
+    PyObject *u = PyUnicode_New(n, 127);
+    if (u != NULL && n > 0) {
+        memcpy(PyUnicode_1BYTE_DATA(u), s, (size_t)n);
+    }
+    return u;
+}
+
+/* The index key of the header name (the str name, of the token bytes [s, s + n)), as
+ * sipfarm.sip.headers.key() makes it: lower case, a one-letter compact form looked up in
+ * compact (RFC 3261 §7.3.3).  upper: the name has an upper-case letter. */
+static PyObject *
+header_key(PyObject *name, const char *s, Py_ssize_t n, int upper, PyObject *compact)
+{
+    PyObject *k;
+    if (upper) {
+        k = PyUnicode_New(n, 127);
+        if (k == NULL) {
+            return NULL;
+        }
+        Py_UCS1 *d = PyUnicode_1BYTE_DATA(k);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            d[i] = LOWER(s[i]);
+        }
+    }
+    else {
+        k = Py_NewRef(name);
+    }
+    if (n == 1) {
+        PyObject *full = PyDict_GetItemWithError(compact, k);
+        if (full != NULL) {
+            Py_SETREF(k, Py_NewRef(full));
+        }
+        else if (PyErr_Occurred()) {
+            Py_DECREF(k);
+            return NULL;
+        }
+    }
+    return k;
+}
+
+/* One HeaderField-like instance of type field (a tuple subclass), made as
+ * tuple.__new__(field, (name, value, raw)) makes it; steals the three references. */
+static PyObject *
+make_field(PyTypeObject *field, PyObject *name, PyObject *value, PyObject *raw)
+{
+    PyObject *triple = PyTuple_New(3);
+    if (triple == NULL) {
+        Py_DECREF(name);
+        Py_DECREF(value);
+        Py_DECREF(raw);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(triple, 0, name);
+    PyTuple_SET_ITEM(triple, 1, value);
+    PyTuple_SET_ITEM(triple, 2, raw);
+    PyObject *args = PyTuple_New(1);
+    if (args == NULL) {
+        Py_DECREF(triple);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(args, 0, triple);
+    PyObject *f = PyTuple_Type.tp_new(field, args, NULL);
+    Py_DECREF(args);
+    return f;
+}
+
+/* Record header position k under key in index (key -> list of positions, in order).
+ * 1 done; 0 a second line of a header in single (the reference raises); -1 error. */
+static int
+index_add(PyObject *index, PyObject *key, Py_ssize_t k, PyObject *single)
+{
+    PyObject *positions = PyDict_GetItemWithError(index, key);
+    if (positions == NULL) {
+        if (PyErr_Occurred()) {
+            return -1;
+        }
+        positions = PyList_New(1);
+        if (positions == NULL) {
+            return -1;
+        }
+        PyObject *pos = PyLong_FromSsize_t(k);
+        if (pos == NULL) {
+            Py_DECREF(positions);
+            return -1;
+        }
+        PyList_SET_ITEM(positions, 0, pos);
+        int rc = PyDict_SetItem(index, key, positions);
+        Py_DECREF(positions);
+        return rc < 0 ? -1 : 1;
+    }
+    int dup = PySet_Contains(single, key);
+    if (dup != 0) {
+        return dup < 0 ? -1 : 0;
+    }
+    PyObject *pos = PyLong_FromSsize_t(k);
+    if (pos == NULL) {
+        return -1;
+    }
+    int rc = PyList_Append(positions, pos);
+    Py_DECREF(pos);
+    return rc < 0 ? -1 : 1;
+}
+
+static PyObject *
+split_headers(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "split_headers() takes 4 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    PyObject *head = args[0], *compact = args[1], *single = args[2];
+    if (!PyDict_Check(compact) || !PyAnySet_Check(single) || !PyType_Check(args[3])
+        || !PyType_IsSubtype((PyTypeObject *)args[3], &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "split_headers(head, compact: dict, single: set or frozenset, "
+                        "field: a tuple subclass)");
+        return NULL;
+    }
+    PyTypeObject *field = (PyTypeObject *)args[3];
+    if (!PyBytes_Check(head)) {
+        Py_RETURN_NONE;
+    }
+    const char *p = PyBytes_AS_STRING(head);
+    Py_ssize_t n = PyBytes_GET_SIZE(head);
+
+    /* Every LF ends a line and follows a CR (RFC 3261 §7): a bare LF goes to the reference,
+     * which splits on LF.  A lone CR stays in its line, as the reference keeps it. */
+    Py_ssize_t count = 0; /* header lines: one per LF */
+    Py_ssize_t eol = n;   /* end of the start line */
+    for (const char *q = p; (q = memchr(q, '\n', (size_t)(p + n - q))) != NULL; q++) {
+        if (q == p || q[-1] != '\r') {
+            Py_RETURN_NONE;
+        }
+        if (count++ == 0) {
+            eol = q - p - 1;
+        }
+    }
+    int ascii = is_ascii(p, n);
+
+    PyObject *start = decode(p, eol, ascii);
+    PyObject *fields = PyTuple_New(count);
+    PyObject *index = PyDict_New();
+    PyObject *result = NULL;
+    if (start == NULL || fields == NULL || index == NULL) {
+        goto done;
+    }
+
+    Py_ssize_t s = eol + 2;
+    for (Py_ssize_t k = 0; k < count; k++) {
+        const char *nl = memchr(p + s, '\n', (size_t)(n - s));
+        Py_ssize_t le = nl == NULL ? n : nl - p - 1; /* the line is [s, le) */
+
+        /* `token [ \t]* : [ \t]* value [ \t]*`; a line starting with white space (folded),
+         * an empty line or any other name is left to the reference. */
+        Py_ssize_t c = s;
+        int upper = 0;
+        while (c < le && IS_TOKEN(p[c])) {
+            upper |= p[c] >= 'A' && p[c] <= 'Z';
+            c++;
+        }
+        Py_ssize_t name_end = c;
+        c = skip_ws(p, c, le);
+        if (name_end == s || c >= le || p[c] != ':') {
+            result = Py_NewRef(Py_None);
+            goto done;
+        }
+        Py_ssize_t v = skip_ws(p, c + 1, le), ve = le;
+        while (ve > v && IS_WS(p[ve - 1])) {
+            ve--;
+        }
+        int line_ascii = ascii || is_ascii(p + s, le - s);
+
+        PyObject *name = decode(p + s, name_end - s, 1);
+        PyObject *value = decode(p + v, ve - v, line_ascii);
+        PyObject *raw = decode(p + s, le - s, line_ascii);
+        if (name == NULL || value == NULL || raw == NULL) {
+            Py_XDECREF(name);
+            Py_XDECREF(value);
+            Py_XDECREF(raw);
+            goto done;
+        }
+        PyObject *key = header_key(name, p + s, name_end - s, upper, compact);
+        int added = key == NULL ? -1 : index_add(index, key, k, single);
+        Py_XDECREF(key);
+        if (added <= 0) {
+            Py_DECREF(name);
+            Py_DECREF(value);
+            Py_DECREF(raw);
+            if (added == 0) {
+                result = Py_NewRef(Py_None);
+            }
+            goto done;
+        }
+        PyObject *f = make_field(field, name, value, raw);
+        if (f == NULL) {
+            goto done;
+        }
+        PyTuple_SET_ITEM(fields, k, f);
+        s = le + 2;
+    }
+    result = PyTuple_Pack(3, start, fields, index);
+
+done:
+    Py_XDECREF(start);
+    Py_XDECREF(fields);
+    Py_XDECREF(index);
+    return result;
+}
+
 PyDoc_STRVAR(peek_doc,
 "peek(data, /)\n--\n\n"
 "The routing fields of a SIP message as an 11-tuple in Peek order; ValueError when the\n"
 "start line is malformed; None when the pure-Python peek must decide.");
 
+PyDoc_STRVAR(split_headers_doc,
+"split_headers(head, compact, single, field, /)\n--\n\n"
+"The header block head (bytes, start line included, final CRLFCRLF excluded) as\n"
+"(start_line, fields, index): fields a tuple of field(name, value, raw) str triples,\n"
+"index a dict of lower-case key (one-letter names mapped through the dict compact) to\n"
+"the list of positions.  None unless every line ends in CRLF and is `token: value`,\n"
+"with no second line of a key in single: then the Python split must decide.");
+
 static PyMethodDef speedups_methods[] = {
     {"peek", peek, METH_O, peek_doc},
+    {"split_headers", (PyCFunction)(void (*)(void))split_headers, METH_FASTCALL,
+     split_headers_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -478,7 +793,8 @@ static PyModuleDef_Slot speedups_slots[] = {
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "sipfarm.sip._speedups",
-    .m_doc = "C accelerator for sipfarm.sip.peek; the pure-Python peek is the reference.",
+    .m_doc = "C accelerator for sipfarm.sip.peek and the header split of "
+             "sipfarm.sip.message.parse; the pure-Python code is the reference.",
     .m_size = 0,
     .m_methods = speedups_methods,
     .m_slots = speedups_slots,

@@ -317,8 +317,19 @@ def _split_head(data: bytes) -> tuple[bytes, int]:
 
 _new_field = tuple.__new__
 
+try:  # the C split of the common shape (CRLF lines, `token: value`); None for the rest
+    from ._speedups import split_headers as _split_c  # type: ignore[import-not-found]
+except ImportError:  # built without a C compiler: _parse_headers alone
+    _split_c = None
+
 
 def _parse_headers(lines: list[str]) -> Headers:
+    """The header lines after the start line as a Headers list (RFC 3261 §7.3).
+
+    The reference: ``_speedups.split_headers`` returns what this returns, for the lines
+    it reads (no folding, CRLF only, every line ``token: value``, no second line of a
+    SINGLE header), and leaves every other block to this code and its errors.
+    """
     fields: list[HeaderField] = []
     index: dict[str, list[int]] = {}
     folded: dict[int, list[str]] = {}  # field position -> its continuation lines
@@ -358,12 +369,19 @@ def parse(data: bytes) -> Request | Response:
     if data[:2] == b"\r\n":  # RFC 3261 §7.5: CRLFs before the start line are ignored
         data = data.lstrip(b"\r\n")
     head_bytes, body_at = _split_head(data)
-    head = head_bytes.decode("utf-8", "surrogateescape")
-    lines = head.split("\r\n")
-    if head.count("\n") != len(lines) - 1:  # bare LF line ends: tolerated (§7.5 asks CRLF)
-        lines = [x.rstrip("\r") for x in head.split("\n")]
-    start = lines[0]
-    headers = _parse_headers(lines[1:])
+    split: tuple[str, tuple[HeaderField, ...], dict[str, list[int]]] | None = None
+    if _split_c is not None:
+        split = _split_c(head_bytes, COMPACT, SINGLE, HeaderField)
+    if split is not None:
+        start, fields, index = split
+        headers = Headers._from_parsed(fields, index)
+    else:
+        head = head_bytes.decode("utf-8", "surrogateescape")
+        lines = head.split("\r\n")
+        if head.count("\n") != len(lines) - 1:  # bare LF line ends: tolerated (§7.5 asks CRLF)
+            lines = [x.rstrip("\r") for x in head.split("\n")]
+        start = lines[0]
+        headers = _parse_headers(lines[1:])
 
     body = data[body_at:]
     cl_text = headers.get_key("content-length")

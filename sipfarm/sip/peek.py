@@ -3,14 +3,20 @@
 :func:`peek` finds the top Via (branch, sent-by, rport), Call-ID, CSeq, the
 To-tag, the first Route and the Request-URI without parsing anything else
 (DESIGN.md "Ownership"; STYLE.md §3).  It is called for every packet, so it
-runs a handful of C-level regex searches and nothing per header.  A message
-with folded header lines (rare) is read through the full parser instead, so
-the answer is the same either way.  Values are the bytes as written.
+runs a handful of C-level regex searches and nothing per header.  Values are
+the bytes as written.
+
+Each of those headers is read from its first line only, and only in its plain
+shape (RFC 3261 §20.42 Via without quoted strings, §20.8 Call-ID, §20.16 CSeq
+below 2**31, §20.34 Route as ``<URI>``).  A message whose first such line has
+another shape, whose Request-Line carries a SIP version other than 2.0, or
+that has folded header lines (all rare) is read through the full parser
+instead, which either gives the same fields or raises the precise SipError.
 
 When the optional C extension :mod:`sipfarm.sip._speedups` is built, :func:`peek`
 reads through it; :func:`_peek_py` stays the reference, and the C code hands it
-every message it does not read itself (folded lines, bare LF line ends, no
-header end), so the answer is the same with or without it.
+every message it does not read itself (the full-parser cases above, bare LF
+line ends, no header end), so the answer is the same with or without it.
 """
 
 from __future__ import annotations
@@ -18,24 +24,30 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+from .cseq import CSEQ_LIMIT
 from .errors import BadRequest
 from .message import Request, parse
 
 __all__ = ["Peek", "peek"]
 
 # Searched in the lower-cased header block; values are cut from the original at the
-# same offsets (lower() keeps every byte where it is).
+# same offsets (lower() keeps every byte where it is).  Each header pattern matches the
+# FIRST line of that header (its name and colon); the value group is optional, so it is
+# None when that first line does not have the plain shape, and the message then goes to
+# the full parser.  No pattern can backtrack more than linearly.
 _VIA = re.compile(
-    rb"\n(?:via|v)[ \t]*:[ \t]*sip[ \t]*/[ \t]*2\.0[ \t]*/[ \t]*[a-z]+[ \t]+"
-    rb"([^;, \t\r\n]+)([^,\r\n]*)"
+    rb"\n(?:via|v)[ \t]*:(?:[ \t]*sip[ \t]*/[ \t]*2\.0[ \t]*/[ \t]*[a-z]+[ \t]+"
+    rb'([^;, \t\r\n"]+)[ \t]*((?:;[^,"\r\n]*)?)[,\r])?'
 )
-_CALL_ID = re.compile(rb"\n(?:call-id|i)[ \t]*:[ \t]*([^ \t\r\n]+)")
-_CSEQ = re.compile(rb"\ncseq[ \t]*:[ \t]*([0-9]{1,10})[ \t]+([^ \t\r\n]+)")
+_CALL_ID = re.compile(rb"\n(?:call-id|i)[ \t]*:(?:[ \t]*([\x21-\x7e]+)[ \t]*\r\n)?")
+_CSEQ = re.compile(rb"\ncseq[ \t]*:(?:[ \t]*([0-9]{1,10})[ \t]+([a-z0-9\-.!%*_+`'~]+)[ \t]*\r\n)?")
 _TO = re.compile(rb"\n(?:to|t)[ \t]*:([^\r\n]*)")
-_ROUTE = re.compile(rb"\nroute[ \t]*:[^<\r\n]*<([^>\r\n]*)>")
+_ROUTE = re.compile(rb'\nroute[ \t]*:(?:[a-z0-9\-.!%*_+`\'~ \t]*<([^<>" \t\r\n]+)>)?')
 _BRANCH = re.compile(rb";[ \t]*branch[ \t]*=[ \t]*([^;, \t\r\n]+)")
 _RPORT = re.compile(rb";[ \t]*rport(?:[ \t]*=[ \t]*([0-9]*))?[ \t]*(?:;|\Z)")
 _TAG = re.compile(rb";[ \t]*tag[ \t]*=[ \t]*([^;, \t\r\n>]+)")
+_METHOD = re.compile(rb"[A-Za-z0-9\-.!%*_+`'~]+\Z")  # RFC 3261 §25.1 token
+_OTHER_VERSION = re.compile(rb"sip/[0-9]+\.[0-9]+\Z")  # lower-cased; 2.0 is tested first
 _FOLD = re.compile(rb"\n[ \t]")
 
 
@@ -91,22 +103,41 @@ def _peek_py(data: bytes) -> Peek:
     if _FOLD.search(low) is not None:
         return _peek_parsed(data)
     eol = low.find(b"\r\n")
-    if low[:4] == b"sip/":
+    if low[:4] == b"sip/":  # RFC 3261 §7.2: SIP/2.0 SP 3DIGIT SP, the code 100 to 699
         code = data[8:11]
-        if data[7:8] != b" " or not code.isdigit():
+        if (
+            eol < 12
+            or low[:8] != b"sip/2.0 "
+            or data[11:12] != b" "
+            or not code.isdigit()
+            or not b"100" <= code <= b"699"
+        ):
             raise BadRequest("Malformed Status-Line")
         method = request_uri = None
         status: int | None = int(code)
-    else:
+    else:  # RFC 3261 §7.1: token SP Request-URI SP SIP/2.0
         parts = data[:eol].split(b" ")
         if len(parts) != 3:
             raise BadRequest("Malformed Request-Line")
-        method, request_uri, _ = parts
+        method, request_uri, version = parts
+        if (
+            not request_uri
+            or b"\t" in request_uri
+            or not (method.isalpha() or _METHOD.match(method) is not None)
+        ):
+            raise BadRequest("Malformed Request-Line")
+        version = version.lower()
+        if version != b"sip/2.0":
+            if _OTHER_VERSION.match(version) is not None:
+                return _peek_parsed(data)  # the parser answers 505 (RFC 3261 §21.5.6)
+            raise BadRequest("Malformed Request-Line")
         status = None
 
     branch = sent_by = rport = None
     m = _VIA.search(low)
     if m is not None:
+        if m.start(1) < 0:
+            return _peek_parsed(data)
         sent_by = data[m.start(1) : m.end(1)]
         ps, pe = m.span(2)
         params = low[ps:pe]
@@ -119,15 +150,21 @@ def _peek_py(data: bytes) -> Peek:
                 if r is not None:
                     rport = r.group(1) or b""
 
+    call_id = None
     m = _CALL_ID.search(low)
-    call_id = data[m.start(1) : m.end(1)] if m else None
+    if m is not None:
+        if m.start(1) < 0:
+            return _peek_parsed(data)
+        call_id = data[m.start(1) : m.end(1)]
 
+    cseq_seq: int | None = None
+    cseq_method = None
     m = _CSEQ.search(low)
     if m is not None:
-        cseq_seq: int | None = int(m.group(1))
-        cseq_method = data[m.start(2) : m.end(2)]
-    else:
-        cseq_seq = cseq_method = None
+        seq = int(m.group(1)) if m.start(1) >= 0 else CSEQ_LIMIT
+        if seq >= CSEQ_LIMIT:  # RFC 3261 §8.1.1.5: the parser answers "CSeq number too large"
+            return _peek_parsed(data)
+        cseq_seq, cseq_method = seq, data[m.start(2) : m.end(2)]
 
     to_tag = None
     m = _TO.search(low)
@@ -142,6 +179,8 @@ def _peek_py(data: bytes) -> Peek:
     if b"\nroute" in low:
         m = _ROUTE.search(low)
         if m is not None:
+            if m.start(1) < 0:
+                return _peek_parsed(data)
             route = data[m.start(1) : m.end(1)]
 
     return _new(Peek, (
@@ -151,7 +190,7 @@ def _peek_py(data: bytes) -> Peek:
 
 
 def _peek_parsed(data: bytes) -> Peek:
-    """Folded headers: take the same fields from the full parse."""
+    """What the fast read leaves to the full parse: take the same fields from it."""
     msg = parse(data)
     top = msg.via[0]
 

@@ -1,10 +1,13 @@
 """The router's fast read, :func:`sipfarm.sip.peek`, and its C accelerator.
 
 Literal messages (RFC 3665 flows, RFC 3261/3581 forms) give exact fields through both
-the pure-Python reference ``_peek_py`` and ``peek`` (the C read when it is built). The C
-read ``sipfarm.sip._speedups.peek`` answers like the reference on the RFC 4475 / RFC 5118
-corpus, on its mutations (the mutators of ``loadtest/fuzz_parser.py``) and on generated
-header lines, or hands the message back (None); on arbitrary bytes it never crashes.
+the pure-Python reference ``_peek_py`` and ``peek`` (the C read when it is built); a
+first Via, Call-ID, CSeq or Route line in another than its plain shape, or a SIP version
+other than 2.0, sends the message to the full parser, and a malformed start line is
+refused. The C read ``sipfarm.sip._speedups.peek`` answers like the reference on the
+RFC 4475 / RFC 5118 corpus, on its mutations (the mutators of ``loadtest/fuzz_parser.py``)
+and on generated header lines, and hands a message back (None) exactly when the reference
+does not read it itself; on arbitrary bytes it never crashes.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from hypothesis import HealthCheck, example, given, note, settings
 from hypothesis import strategies as st
 
 from sipfarm.sip import Peek, SipError, peek
-from sipfarm.sip.errors import BadRequest
+from sipfarm.sip.errors import BadRequest, VersionNotSupported
 
 PEEK = importlib.import_module("sipfarm.sip.peek")  # the module; sipfarm.sip.peek is the function
 DATA = Path(__file__).resolve().parents[2] / "data"
@@ -256,8 +259,21 @@ def test_to_tag(read: Callable[[bytes], Peek], value: str, tag: bytes | None) ->
     [
         (b"SIP/2.0 2x0 OK\r\n\r\n", "Malformed Status-Line"),
         (b"SIP/2.0  200 OK\r\n\r\n", "Malformed Status-Line"),
+        (b"SIP/2.0 200\r\n\r\n", "Malformed Status-Line"),  # RFC 3261 §7.2: SP after the code
+        (b"SIP/2.0 2000 OK\r\n\r\n", "Malformed Status-Line"),
+        (b"SIP/2.0 099 Early\r\n\r\n", "Malformed Status-Line"),
+        (b"SIP/2.0 700 Late\r\n\r\n", "Malformed Status-Line"),
+        (b"SIP/3.0 200 OK\r\n\r\n", "Malformed Status-Line"),
+        (b"SIP/2.00 200 OK\r\n\r\n", "Malformed Status-Line"),
         (b"INVITE sip:bob@biloxi.example.com\r\n\r\n", "Malformed Request-Line"),
         (b"INVITE  sip:bob@biloxi.example.com SIP/2.0\r\n\r\n", "Malformed Request-Line"),
+        (b" sip:bob@biloxi.example.com SIP/2.0\r\n\r\n", "Malformed Request-Line"),
+        (b"IN<VITE sip:bob@biloxi.example.com SIP/2.0\r\n\r\n", "Malformed Request-Line"),
+        (b"INVITE sip:bob@biloxi.example.com HTTP/1.1\r\n\r\n", "Malformed Request-Line"),
+        (b"INVITE sip:bob@biloxi.example.com SIP/2\r\n\r\n", "Malformed Request-Line"),
+        (b"INVITE sip:bob@biloxi.example.com SIP/2.0 \r\n\r\n", "Malformed Request-Line"),
+        (b"INVITE sip:bob\t@biloxi.example.com SIP/2.0\r\n\r\n", "Malformed Request-Line"),
+        (b"\xc3\xa9 sip:bob@biloxi.example.com SIP/2.0\r\n\r\n", "Malformed Request-Line"),
     ],
 )
 @pytest.mark.parametrize("read", READS.values(), ids=READS.keys())
@@ -265,6 +281,151 @@ def test_not_sip(read: Callable[[bytes], Peek], data: bytes, reason: str) -> Non
     with pytest.raises(BadRequest) as info:
         read(data)
     assert info.value.reason == reason
+
+
+# A complete OPTIONS (RFC 3261 §11) that the full parser accepts; full() puts the header
+# lines given first and adds each of these it does not name.
+_BASE = {
+    "via": "Via: SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bKhjhs8ass877",
+    "max-forwards": "Max-Forwards: 70",
+    "to": "To: <sip:carol@chicago.example.com>",
+    "from": "From: Alice <sip:alice@atlanta.example.com>;tag=1928301774",
+    "call-id": "Call-ID: a84b4c76e66710",
+    "cseq": "CSeq: 63104 OPTIONS",
+    "content-length": "Content-Length: 0",
+}
+_COMPACT_NAMES = {"v": "via", "i": "call-id", "t": "to", "f": "from", "l": "content-length"}
+
+
+def full(*lines: str, start: str = "OPTIONS sip:carol@chicago.example.com SIP/2.0") -> bytes:
+    named = {_COMPACT_NAMES.get(k, k) for k in (x.partition(":")[0].strip().lower() for x in lines)}
+    rest = [line for k, line in _BASE.items() if k not in named]
+    return _message(start, *lines, *rest)
+
+
+OPTIONS_PEEK = Peek(
+    b"OPTIONS", None, b"sip:carol@chicago.example.com", b"z9hG4bKhjhs8ass877",
+    b"pc33.atlanta.example.com", None, b"a84b4c76e66710", 63104, b"OPTIONS", None, None,
+)  # fmt: skip
+
+# The first line of each header decides: a shape the fast read does not know sends the
+# message to the full parser, which reads it right or refuses it (RFC 3261 §20).
+FULL_PARSER = {
+    # RFC 3261 §20.42: sent-by with white space before the port
+    "via-port-apart": (
+        full("Via: SIP/2.0/UDP host :5060;branch=z9hG4bKa"),
+        OPTIONS_PEEK._replace(sent_by=b"host:5060", branch=b"z9hG4bKa"),
+    ),
+    # a quoted-string holding a comma in the top via-parm
+    "via-quoted": (
+        full('Via: SIP/2.0/UDP h;x="a,b";branch=z9hG4bKq'),
+        OPTIONS_PEEK._replace(sent_by=b"h", branch=b"z9hG4bKq"),
+    ),
+    # a transport token with a '-': the top Via is still the first line, not the second
+    "via-transport-token": (
+        full("Via: SIP/2.0/TLS-SCTP h1;branch=z9hG4bK1", "Via: SIP/2.0/UDP h2;branch=z9hG4bK2"),
+        OPTIONS_PEEK._replace(sent_by=b"h1", branch=b"z9hG4bK1"),
+    ),
+    "via-compact-first": (
+        full("v: SIP/2.0/UDP h1 junk;branch=z9hG4bK1", "Via: SIP/2.0/UDP h2;branch=z9hG4bK2"),
+        BadRequest("Bad host"),
+    ),
+    "via-empty-first": (
+        full("VIA:", "Via: SIP/2.0/UDP h2;branch=z9hG4bK2"),
+        BadRequest("Bad Via: sent-protocol"),
+    ),
+    "call-id-two-words": (full("Call-ID: a b"), BadRequest("Bad Call-ID")),
+    "call-id-nul": (full("i: a\x00b"), BadRequest("Bad Call-ID")),
+    "call-id-utf8": (
+        full("Call-ID: caf\u00e9@h"),
+        OPTIONS_PEEK._replace(call_id="caf\u00e9@h".encode()),
+    ),
+    "cseq-2**31": (full("CSeq: 2147483648 OPTIONS"), BadRequest("CSeq number too large")),
+    "cseq-trailing": (full("CSeq: 1 OPTIONS x"), BadRequest("Bad CSeq")),
+    "cseq-first-line": (
+        full("CSeq: 1", "CSeq: 2 OPTIONS"),
+        BadRequest("Multiple CSeq header fields"),
+    ),
+    # RFC 3261 §20: in the addr-spec form the parameters are the header's, not the URI's
+    "route-addr-spec": (
+        full("Route: sip:p1.example.com;lr", "Route: <sip:p2.example.com;lr>"),
+        OPTIONS_PEEK._replace(route=b"sip:p1.example.com"),
+    ),
+    "route-quoted-name": (
+        full('Route: "p<1>" <sip:p1.example.com;lr>'),
+        OPTIONS_PEEK._replace(route=b"sip:p1.example.com;lr"),
+    ),
+    # a SIP version other than 2.0: the parser answers 505 (RFC 3261 §21.5.6)
+    "version-3.0": (
+        full(start="OPTIONS sip:carol@chicago.example.com SIP/3.0"),
+        VersionNotSupported(),
+    ),
+}
+
+
+@pytest.mark.parametrize("read", READS.values(), ids=READS.keys())
+@pytest.mark.parametrize("name", FULL_PARSER)
+def test_first_line_decides(read: Callable[[bytes], Peek], name: str) -> None:
+    data, want = FULL_PARSER[name]
+    if isinstance(want, SipError):
+        with pytest.raises(SipError) as info:
+            read(data)
+        assert (type(info.value), info.value.reason) == (type(want), want.reason)
+    else:
+        assert read(data) == want
+    assert goes_to_parser(data)
+
+
+@pytest.mark.parametrize("name", FULL_PARSER)
+def test_c_hands_full_parser_cases_back(c_peek: CPeek, name: str) -> None:
+    assert c_peek(FULL_PARSER[name][0]) is None
+
+
+# Plain shapes that stay on the fast path.
+FAST = {
+    "base": (full(), OPTIONS_PEEK),
+    "response-lower-case": (
+        full(start="sip/2.0 180 Ringing"),
+        OPTIONS_PEEK._replace(method=None, status=180, request_uri=None),
+    ),
+    "request-lower-case-version": (
+        full(start="OPTIONS sip:carol@chicago.example.com sip/2.0"),
+        OPTIONS_PEEK,
+    ),
+    "method-token": (
+        full(start="X-Foo.1!%*_+`'~ sip:carol@chicago.example.com SIP/2.0"),
+        OPTIONS_PEEK._replace(method=b"X-Foo.1!%*_+`'~"),
+    ),
+    "cseq-limit": (
+        full("CSeq: 2147483647 OPTIONS"),
+        OPTIONS_PEEK._replace(cseq_seq=2147483647),
+    ),
+    "route-token-name": (
+        full("Route: Proxy One <sip:p1.example.com;lr>;x=y, <sip:p2.example.com>"),
+        OPTIONS_PEEK._replace(route=b"sip:p1.example.com;lr"),
+    ),
+    "via-second-parm-quoted": (
+        full('Via: SIP/2.0/UDP h ;branch=z9hG4bK1 , SIP/2.0/UDP h2;x="a"'),
+        OPTIONS_PEEK._replace(sent_by=b"h", branch=b"z9hG4bK1"),
+    ),
+    # only the first line of each counts (the router does not check the others)
+    "later-lines-ignored": (
+        full(
+            "Route: <sip:p1.example.com;lr>",
+            *_BASE.values(),
+            *("Call-ID: a b", "CSeq: x", "Route: x", "Via: x", "To: y"),
+        ),
+        OPTIONS_PEEK._replace(route=b"sip:p1.example.com;lr"),
+    ),
+}
+
+
+@pytest.mark.parametrize("read", READS.values(), ids=READS.keys())
+@pytest.mark.parametrize("name", FAST)
+def test_plain_shapes_stay_fast(read: Callable[[bytes], Peek], name: str) -> None:
+    data, want = FAST[name]
+    assert read(data) == want
+    assert not goes_to_parser(data)
 
 
 def test_c_value_error_is_the_reference_reason(c_peek: CPeek) -> None:
@@ -281,6 +442,27 @@ def test_c_leaves_other_types_to_the_reference(c_peek: CPeek) -> None:
 # ------------------------------------------------------------------------- equivalence
 
 Outcome = tuple[Any, ...]
+
+
+class _FullParse(Exception):
+    """Raised in place of the full parse, to see whether the reference asks for one."""
+
+
+def goes_to_parser(data: bytes) -> bool:
+    """Whether the reference hands ``data`` to the full parser instead of reading it."""
+
+    def stop(_: bytes) -> Peek:
+        raise _FullParse
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(PEEK, "_peek_parsed", stop)
+        try:
+            PEEK._peek_py(data)
+        except _FullParse:
+            return True
+        except SipError:
+            return False
+    return False
 
 
 def reference(data: bytes) -> Outcome:
@@ -305,7 +487,10 @@ def accelerated(c_peek: CPeek, data: bytes) -> Outcome | None:
 
 
 def assert_same(c_peek: CPeek, data: bytes) -> None:
+    """The C read answers like the reference, and hands back exactly what the reference
+    does not read itself."""
     got = accelerated(c_peek, data)
+    assert (got is None) == (not _c_reads(data) or goes_to_parser(data))
     if got is not None:
         assert got == reference(data)
 
@@ -314,8 +499,8 @@ _FOLD_OR_BARE = re.compile(rb"\n[ \t]|(?<!\r)\n")
 
 
 def _c_reads(data: bytes) -> bool:
-    """Whether the C read must answer itself: a header block ending in CRLFCRLF, no fold,
-    no bare LF (what it leaves to the reference is only those)."""
+    """Whether the C read may answer itself: a header block ending in CRLFCRLF, no fold,
+    no bare LF (it answers unless, besides, the reference goes to the full parser)."""
     if data[:2] == b"\r\n":
         data = data.lstrip(b"\r\n")
     end = data.find(b"\r\n\r\n")
@@ -324,11 +509,7 @@ def _c_reads(data: bytes) -> bool:
 
 @pytest.mark.parametrize("path", CORPUS, ids=[f"{p.parent.name}/{p.name}" for p in CORPUS])
 def test_corpus_same_as_reference(c_peek: CPeek, path: Path) -> None:
-    data = path.read_bytes()
-    got = accelerated(c_peek, data)
-    assert (got is not None) == _c_reads(data)
-    if got is not None:
-        assert got == reference(data)
+    assert_same(c_peek, path.read_bytes())
 
 
 def _load_mutators() -> Any:
@@ -373,11 +554,14 @@ _PIECES = st.sampled_from(
     ["SIP", "sip", "/", "2.0", "2.1", "UDP", "tls", "TLS-SCTP", " ", "\t", "host", "h:5060",
      "[::1]:5060", ";", ",", "=", "<", ">", "branch", "Branch", "rport", "RPORT", "tag",
      "received", "z9hG4bK-.!%", "1", "5060", "12345678901", "0042", "x", "INVITE", "sip:r;lr",
-     '"', "\r", "\x00", "\xff", "@"]
+     '"', "\r", "\x00", "\xff", "@", "2147483647", "2147483648", "Bob"]
 )  # fmt: skip
 _START = st.sampled_from(
     ["INVITE sip:a@b SIP/2.0", "SIP/2.0 200 OK", "sip/2.0 180 Ringing", "SIP/2.0 20 OK",
-     "SIP/2.0  200", "INVITE  sip:a SIP/2.0", "INVITE sip:a", " sip:a SIP/2.0", "SIP/", "x"]
+     "SIP/2.0  200", "INVITE  sip:a SIP/2.0", "INVITE sip:a", " sip:a SIP/2.0", "SIP/", "x",
+     "SIP/2.0 200", "SIP/2.0 099 X", "SIP/2.0 700 X", "SIP/3.0 200 OK", "INVITE sip:a SIP/3.0",
+     "INVITE sip:a sip/2.0", "IN@VITE sip:a SIP/2.0", "INVITE sip:a HTTP/1.1",
+     "INVITE sip:\ta SIP/2.0", "INVITE sip:a SIP/2.", "INVITE sip:a SIP/12.34"]
 )  # fmt: skip
 
 
