@@ -12,6 +12,8 @@ from .via import parse_via, stamp_received
 
 __all__ = ["REASONS", "make_response", "salvage_response"]
 
+_new = tuple.__new__  # NamedTuple instances without the Python-level __new__ (hot path)
+
 #: Reason phrases of RFC 3261 §21 and the extensions the server answers with.
 REASONS: dict[int, str] = {
     100: "Trying",
@@ -104,8 +106,8 @@ def make_response(
     fields += src.fields_key("cseq")
     if status == 100:
         fields += src.fields_key("timestamp")
-    fields += [HeaderField(n, v) for n, v in headers]
-    fields.append(HeaderField("Content-Length", str(len(body))))
+    fields += [_new(HeaderField, (n, v, "")) for n, v in headers]
+    fields.append(_new(HeaderField, ("Content-Length", str(len(body)), "")))
     reason = reason or REASONS.get(status, "Unknown")
     hdrs = Headers(fields)
     raw = b"SIP/2.0 %d %s\r\n%s\r\n%s" % (
