@@ -8,22 +8,17 @@ the same invariant for millions of inputs; here Hypothesis drives them.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, example, given, note, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from sipcorpus import CORPUS, MESSAGES, mutated
 
 from sipfarm.sip import Request, Response, SipError, parse, validate_request
 from sipfarm.sip.framer import StreamFramer
-
-DATA = Path(__file__).resolve().parents[2] / "data"
-CORPUS = sorted(DATA.glob("rfc*/*.dat"))
-MESSAGES = [p.read_bytes() for p in CORPUS]
 
 
 def _accepted(path: Path) -> bool:
@@ -38,31 +33,6 @@ FUZZ = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-
-
-def _load_mutators() -> Any:
-    """``loadtest/fuzz_parser.py``: one set of mutators for this test and the volume runner."""
-    path = Path(__file__).resolve().parents[3] / "loadtest" / "fuzz_parser.py"
-    spec = importlib.util.spec_from_file_location("fuzz_parser", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("fuzz_parser", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-FUZZER = _load_mutators()
-
-
-@st.composite
-def mutated(draw: st.DrawFn, limit: int = 1 << 17) -> bytes:
-    """A corpus message after one to eight mutations (flips, insertions of grammar
-    fragments, deletions, truncations, duplicated, repeated and swapped lines, CRLF -> LF,
-    splices, huge values), driven by Hypothesis so that a failure shrinks."""
-    rng = draw(st.randoms(use_true_random=False))
-    data: bytes = FUZZER.make_input(rng, MESSAGES)[:limit]
-    note(f"input: {data!r}")
-    return data
 
 
 def answer(data: bytes) -> Request | Response | None:
@@ -81,8 +51,16 @@ def answer(data: bytes) -> Request | Response | None:
 
 def views(msg: Request | Response) -> tuple[object, ...]:
     """Every typed view of ``msg``, read (each is truthy or a tuple)."""
-    return (msg.via, msg.from_, msg.to, (msg.contact,), (msg.route,), (msg.record_route,),
-            msg.cseq, msg.call_id)
+    return (
+        msg.via,
+        msg.from_,
+        msg.to,
+        (msg.contact,),
+        (msg.route,),
+        (msg.record_route,),
+        msg.cseq,
+        msg.call_id,
+    )
 
 
 Framed = tuple[list[bytes], int | None]

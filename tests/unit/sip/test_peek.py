@@ -17,7 +17,6 @@ import importlib.util
 import operator
 import os
 import re
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,14 +24,12 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, example, given, note, settings
 from hypothesis import strategies as st
+from sipcorpus import CORPUS, mutated
 
 from sipfarm.sip import Peek, SipError, peek
 from sipfarm.sip.errors import BadRequest, VersionNotSupported
 
 PEEK = importlib.import_module("sipfarm.sip.peek")  # the module; sipfarm.sip.peek is the function
-DATA = Path(__file__).resolve().parents[2] / "data"
-CORPUS = sorted(DATA.glob("rfc4475/*.dat")) + sorted(DATA.glob("rfc5118/*.dat"))
-MESSAGES = [p.read_bytes() for p in CORPUS]
 
 FUZZ = settings(
     max_examples=300,
@@ -510,31 +507,6 @@ def _c_reads(data: bytes) -> bool:
 @pytest.mark.parametrize("path", CORPUS, ids=[f"{p.parent.name}/{p.name}" for p in CORPUS])
 def test_corpus_same_as_reference(c_peek: CPeek, path: Path) -> None:
     assert_same(c_peek, path.read_bytes())
-
-
-def _load_mutators() -> Any:
-    """``loadtest/fuzz_parser.py`` (loaded once, shared with test_fuzz.py's copy)."""
-    if "fuzz_parser" in sys.modules:
-        return sys.modules["fuzz_parser"]
-    path = Path(__file__).resolve().parents[3] / "loadtest" / "fuzz_parser.py"
-    spec = importlib.util.spec_from_file_location("fuzz_parser", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["fuzz_parser"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-FUZZER = _load_mutators()
-
-
-@st.composite
-def mutated(draw: st.DrawFn) -> bytes:
-    """A corpus message after one to eight of the volume fuzzer's mutations."""
-    rng = draw(st.randoms(use_true_random=False))
-    data: bytes = FUZZER.make_input(rng, MESSAGES)[: 1 << 17]
-    note(f"input: {data!r}")
-    return data
 
 
 @FUZZ

@@ -12,10 +12,8 @@ gives the same message or the same SipError with and without it.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,14 +22,11 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, example, given, note, settings
 from hypothesis import strategies as st
+from sipcorpus import CORPUS, MESSAGES, mutated
 
 import sipfarm.sip.message as MESSAGE
 from sipfarm.sip import SipError, parse
 from sipfarm.sip.headers import COMPACT, SINGLE, HeaderField
-
-DATA = Path(__file__).resolve().parents[2] / "data"
-CORPUS = sorted(DATA.glob("rfc4475/*.dat")) + sorted(DATA.glob("rfc5118/*.dat"))
-MESSAGES = [p.read_bytes() for p in CORPUS]
 
 FUZZ = settings(
     max_examples=300,
@@ -258,31 +253,6 @@ def test_corpus_mostly_split_in_c(c_split: CSplit) -> None:
     heads = [h for h in map(head_of, MESSAGES) if h is not None]
     read = sum(c_split(h) is not None for h in heads)
     assert read >= len(heads) * 3 // 4, (read, len(heads))
-
-
-def _load_mutators() -> Any:
-    """``loadtest/fuzz_parser.py`` (loaded once, shared with test_fuzz.py's copy)."""
-    if "fuzz_parser" in sys.modules:
-        return sys.modules["fuzz_parser"]
-    path = Path(__file__).resolve().parents[3] / "loadtest" / "fuzz_parser.py"
-    spec = importlib.util.spec_from_file_location("fuzz_parser", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["fuzz_parser"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-FUZZER = _load_mutators()
-
-
-@st.composite
-def mutated(draw: st.DrawFn) -> bytes:
-    """A corpus message after one to eight of the volume fuzzer's mutations."""
-    rng = draw(st.randoms(use_true_random=False))
-    data: bytes = FUZZER.make_input(rng, MESSAGES)[: 1 << 17]
-    note(f"input: {data!r}")
-    return data
 
 
 @FUZZ

@@ -16,11 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sipcorpus import CORPUS
 
 from sipfarm.sip import Request, SipError, parse, validate_request
-
-DATA = Path(__file__).resolve().parents[2] / "data"
-CORPUS = sorted(DATA.glob("rfc*/*.dat"))
 
 _STEP = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\[(\d+)\])?\Z")
 _PARAMS = ".params."
