@@ -215,18 +215,18 @@ def free_port(host: str) -> int:
     raise SippError(f"no free UDP+TCP port on {host}")
 
 
-def options_probe(host: str, port: int, *, timeout_s: float = 0.25) -> bool:
-    """Send one OPTIONS over UDP to ``host:port``; True if a SIP response comes back."""
+def options_probe(host: str, port: int, *, timeout_s: float = 0.25) -> bytes | None:
+    """Send one OPTIONS over UDP to ``host:port``; the SIP response that answers it, or None."""
     call_id = secrets.token_hex(8)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         sock.settimeout(timeout_s)
         local_port = sock.getsockname()[1]
         request = (
             f"OPTIONS sip:probe@{host}:{port} SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP 127.0.0.1:{local_port};branch=z9hG4bK{call_id};rport\r\n"
+            f"Via: SIP/2.0/UDP {host}:{local_port};branch=z9hG4bK{call_id};rport\r\n"
             "Max-Forwards: 70\r\n"
-            f"From: <sip:probe@127.0.0.1>;tag={call_id[:8]}\r\n"
+            f"From: <sip:probe@{host}>;tag={call_id[:8]}\r\n"
             f"To: <sip:probe@{host}:{port}>\r\n"
             f"Call-ID: {call_id}@probe\r\n"
             "CSeq: 1 OPTIONS\r\n"
@@ -242,10 +242,10 @@ def options_probe(host: str, port: int, *, timeout_s: float = 0.25) -> bool:
                     and data.startswith(b"SIP/2.0 ")
                     and call_id.encode() in data
                 ):
-                    return True
+                    return data
         except (TimeoutError, ConnectionRefusedError):
-            return False
-    return False
+            return None
+    return None
 
 
 class RunningServer:
@@ -272,7 +272,7 @@ class RunningServer:
         while time.monotonic() < deadline:
             if (status := self.process.poll()) is not None:
                 raise ServerError(self.describe(f"exited with status {status}"))
-            if options_probe(self.spec.host, self.spec.port):
+            if options_probe(self.spec.host, self.spec.port) is not None:
                 return
             time.sleep(0.05)
         raise ServerError(self.describe(f"did not answer OPTIONS within {timeout_s:.0f} s"))

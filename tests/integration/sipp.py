@@ -7,24 +7,46 @@
   final statistics.
 
 Only loopback: every member gets a fresh 127.x.y.z address (:func:`fresh_loopback`).
+The process, port and probe helpers are the benchmark harness's own
+(``loadtest/harness.py``), loaded from there so that there is one copy of each.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import importlib.util
 import math
 import secrets
 import shutil
-import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def _load_harness() -> Any:
+    spec = importlib.util.spec_from_file_location("harness", REPO / "loadtest" / "harness.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("harness", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+_HARNESS = _load_harness()
+SippError = _HARNESS.SippError
+port_is_free = _HARNESS.port_is_free
+free_port = _HARNESS.free_port
+options_probe = _HARNESS.options_probe
+stop_process = _HARNESS.stop_process
+
 SIPFARM = REPO / ".venv" / "bin" / "sipfarm"
 SCENARIOS = REPO / "loadtest" / "scenarios"
 
@@ -33,22 +55,7 @@ READY_TIMEOUT_S = 10.0
 STOP_GRACE_S = 5.0
 
 
-class SippError(RuntimeError):
-    """SIPp failed by itself: bad arguments, a socket it could not bind, a hang."""
-
-
 # ------------------------------------------------------------------------- processes
-
-
-def port_is_free(host: str, port: int) -> bool:
-    """Whether both UDP and TCP ``host:port`` can be bound now."""
-    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-        with socket.socket(socket.AF_INET, kind) as sock:
-            try:
-                sock.bind((host, port))
-            except OSError:
-                return False
-    return True
 
 
 def fresh_loopback(port: int = SIP_PORT) -> str:
@@ -59,65 +66,6 @@ def fresh_loopback(port: int = SIP_PORT) -> str:
         if port_is_free(host, port):
             return host
     raise RuntimeError("no free loopback address found")
-
-
-def free_port(host: str) -> int:
-    """A port on ``host`` free for both UDP and TCP."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.bind((host, 0))
-            port: int = sock.getsockname()[1]
-        if port_is_free(host, port):
-            return port
-    raise RuntimeError(f"no free port on {host}")
-
-
-def options_probe(host: str, port: int, *, timeout_s: float = 0.25) -> bytes | None:
-    """Send one OPTIONS over UDP; return the SIP response that answers it, or None."""
-    call_id = secrets.token_hex(8)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((host, 0))
-        sock.settimeout(timeout_s)
-        local_port = sock.getsockname()[1]
-        request = (
-            f"OPTIONS sip:probe@{host}:{port} SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP {host}:{local_port};branch=z9hG4bK{call_id};rport\r\n"
-            "Max-Forwards: 70\r\n"
-            f"From: <sip:probe@{host}>;tag={call_id[:8]}\r\n"
-            f"To: <sip:probe@{host}:{port}>\r\n"
-            f"Call-ID: {call_id}@probe\r\n"
-            "CSeq: 1 OPTIONS\r\n"
-            "Content-Length: 0\r\n\r\n"
-        ).encode()
-        deadline = time.monotonic() + timeout_s
-        try:
-            sock.sendto(request, (host, port))
-            while time.monotonic() < deadline:
-                data, peer = sock.recvfrom(65535)
-                if (
-                    peer == (host, port)
-                    and data.startswith(b"SIP/2.0 ")
-                    and call_id.encode() in data
-                ):
-                    return data
-        except (TimeoutError, ConnectionRefusedError):
-            return None
-    return None
-
-
-def stop_process(process: subprocess.Popen[bytes], grace_s: float = STOP_GRACE_S) -> int:
-    """SIGTERM ``process`` by PID, SIGKILL it after ``grace_s``; return its exit status.
-
-    A process that needed SIGKILL reports -9, so a test asserting 0 notices.
-    """
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return process.returncode
 
 
 @dataclass(eq=False)
