@@ -26,6 +26,16 @@
  * excluded) split as sipfarm.sip.message._parse_headers splits it (the reference), for
  * the common shape only: (start_line, fields, index).  None for anything else, which the
  * reference then reads and, where it is broken, answers with the precise error.
+ *
+ * parse_uri(text), parse_nameaddr(text), parse_via(text) -> SipUri | NameAddr | Via | None
+ *
+ * The typed parsers of sipfarm.sip.uri, .nameaddr and .via (the reference) for the common
+ * shapes their fast patterns (_FAST_SIP, _FAST) take, built as the reference builds them:
+ * the same NamedTuple and Params types, handed over once by configure().  None for every
+ * other shape (escapes, passwords, URI headers, IPv6, other schemes, quoted-pairs, a port
+ * above 65535, white space where the patterns allow none, non-ASCII outside a quoted
+ * display name, more than PARAMS_MAX parameters, a str subclass, not a str), which the
+ * reference then reads and, where it is broken, answers with the precise error.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -39,13 +49,29 @@
     (IS_DIGIT(c) || ((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z'))
 #define IS_VISIBLE(c) ((unsigned char)(c) >= 0x21 && (unsigned char)(c) <= 0x7e)
 
-/* RFC 3261 §25.1: token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" /
- * "'" / "~"); the marks here, the alphanumerics by IS_ALNUM. */
-static const unsigned char TOKEN_MARK[256] = {
-    ['-'] = 1, ['.'] = 1, ['!'] = 1, ['%'] = 1, ['*'] = 1,
-    ['_'] = 1, ['+'] = 1, ['`'] = 1, ['\''] = 1, ['~'] = 1,
+#define IS_ALPHA(c) (LOWER(c) >= 'a' && LOWER(c) <= 'z')
+
+/* Character classes of RFC 3261 §25.1 that hold every alphanumeric and some marks: the
+ * marks here, the alphanumerics by IS_ALNUM.
+ *   C_TOKEN   token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
+ *   C_HOSTISH a gen-value that is not quoted: token or host, so also "[" "]" ":" (the
+ *             _HOSTISH of sipfarm/sip/params.py)
+ *   C_USER    user without escapes: unreserved / user-unreserved (the user of _FAST_SIP)
+ *   C_PARAM   paramchar without escapes: unreserved / param-unreserved (_FAST_SIP)
+ *   C_HOST    hostname characters: alphanum / "-" / "." */
+enum { C_TOKEN = 1, C_HOSTISH = 2, C_USER = 4, C_PARAM = 8, C_HOST = 16 };
+#define C_MARK (C_TOKEN | C_HOSTISH | C_USER | C_PARAM) /* "-" "_" "." "!" "~" "*" "'" "+" */
+static const unsigned char MARKS[256] = {
+    ['-'] = C_MARK | C_HOST, ['.'] = C_MARK | C_HOST, ['_'] = C_MARK, ['!'] = C_MARK,
+    ['~'] = C_MARK, ['*'] = C_MARK, ['\''] = C_MARK, ['+'] = C_MARK,
+    ['%'] = C_TOKEN | C_HOSTISH, ['`'] = C_TOKEN | C_HOSTISH,
+    ['['] = C_HOSTISH | C_PARAM, [']'] = C_HOSTISH | C_PARAM, [':'] = C_HOSTISH | C_PARAM,
+    ['('] = C_USER | C_PARAM, [')'] = C_USER | C_PARAM, ['&'] = C_USER | C_PARAM,
+    ['$'] = C_USER | C_PARAM, ['/'] = C_USER | C_PARAM,
+    ['='] = C_USER, [','] = C_USER, [';'] = C_USER, ['?'] = C_USER,
 };
-#define IS_TOKEN(c) (IS_ALNUM(c) || TOKEN_MARK[(unsigned char)(c)])
+#define IS_CLASS(c, cls) (IS_ALNUM(c) || (MARKS[(unsigned char)(c)] & (cls)))
+#define IS_TOKEN(c) IS_CLASS(c, C_TOKEN)
 
 /* RFC 3261 §8.1.1.5: a CSeq number is below 2**31. */
 #define CSEQ_LIMIT 2147483648ULL
@@ -591,30 +617,50 @@ header_key(PyObject *name, const char *s, Py_ssize_t n, int upper, PyObject *com
     return k;
 }
 
+/* An instance of type (a tuple subclass, or tuple itself) holding the n items, made as
+ * tuple.__new__(type, items) makes it; steals the item references.  A NULL item (an error
+ * is set) releases the others and gives NULL. */
+static PyObject *
+new_tuple(PyTypeObject *type, PyObject **items, Py_ssize_t n)
+{
+    for (Py_ssize_t k = 0; k < n; k++) {
+        if (items[k] == NULL) {
+            for (k = 0; k < n; k++) {
+                Py_XDECREF(items[k]);
+            }
+            return NULL;
+        }
+    }
+    PyObject *t = PyTuple_New(n);
+    if (t == NULL) {
+        for (Py_ssize_t k = 0; k < n; k++) {
+            Py_DECREF(items[k]);
+        }
+        return NULL;
+    }
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyTuple_SET_ITEM(t, k, items[k]);
+    }
+    if (type == &PyTuple_Type) {
+        return t;
+    }
+    PyObject *args = PyTuple_Pack(1, t);
+    Py_DECREF(t);
+    if (args == NULL) {
+        return NULL;
+    }
+    PyObject *obj = PyTuple_Type.tp_new(type, args, NULL);
+    Py_DECREF(args);
+    return obj;
+}
+
 /* One HeaderField-like instance of type field (a tuple subclass), made as
  * tuple.__new__(field, (name, value, raw)) makes it; steals the three references. */
 static PyObject *
 make_field(PyTypeObject *field, PyObject *name, PyObject *value, PyObject *raw)
 {
-    PyObject *triple = PyTuple_New(3);
-    if (triple == NULL) {
-        Py_DECREF(name);
-        Py_DECREF(value);
-        Py_DECREF(raw);
-        return NULL;
-    }
-    PyTuple_SET_ITEM(triple, 0, name);
-    PyTuple_SET_ITEM(triple, 1, value);
-    PyTuple_SET_ITEM(triple, 2, raw);
-    PyObject *args = PyTuple_New(1);
-    if (args == NULL) {
-        Py_DECREF(triple);
-        return NULL;
-    }
-    PyTuple_SET_ITEM(args, 0, triple);
-    PyObject *f = PyTuple_Type.tp_new(field, args, NULL);
-    Py_DECREF(args);
-    return f;
+    PyObject *items[3] = {name, value, raw};
+    return new_tuple(field, items, 3);
 }
 
 /* Record header position k under key in index (key -> list of positions, in order).
@@ -760,6 +806,566 @@ done:
     return result;
 }
 
+/* ------------------------------------------------------------------ typed parsers */
+
+/* What configure() hands over, per module instance: the types the reference builds. */
+typedef struct {
+    PyTypeObject *sip_uri;   /* sipfarm.sip.uri.SipUri */
+    PyTypeObject *name_addr; /* sipfarm.sip.nameaddr.NameAddr */
+    PyTypeObject *via;       /* sipfarm.sip.via.Via */
+    PyTypeObject *params;    /* sipfarm.sip.params.Params */
+    PyObject *empty_params;  /* sipfarm.sip.params.EMPTY */
+    PyObject *sip, *sips;    /* the schemes as written */
+    PyObject *protocol;      /* "SIP/2.0", Via.protocol */
+} State;
+
+/* The NamedTuple fields the C code fills, in order (configure() checks the counts). */
+#define SIP_URI_FIELDS 8  /* host user password port params headers scheme raw */
+#define NAME_ADDR_FIELDS 3 /* uri display_name params */
+#define VIA_FIELDS 5      /* transport host port params protocol */
+
+/* More parameters than this in one URI or header value: left to the reference. */
+#define PARAMS_MAX 32
+
+typedef struct {
+    Span name;
+    Span value; /* ABSENT: a flag, value None */
+} Param;
+
+/* The state when configure() has handed over every type a parser builds; else NULL with
+ * RuntimeError (our own misuse: sipfarm.sip.params, .uri, .nameaddr and .via configure
+ * the module when they import it). */
+static State *
+configured(PyObject *module, int name_addr, int via)
+{
+    State *st = PyModule_GetState(module);
+    const char *missing = st->params == NULL || st->empty_params == NULL ? "params"
+                          : st->sip_uri == NULL                          ? "sip_uri"
+                          : name_addr && st->name_addr == NULL           ? "name_addr"
+                          : via && st->via == NULL                       ? "via"
+                                                                         : NULL;
+    if (missing != NULL) {
+        PyErr_Format(PyExc_RuntimeError,
+                     "sipfarm.sip._speedups.configure() has not been given %s", missing);
+        return NULL;
+    }
+    return st;
+}
+
+/* [v.start, v.end) of src as str; None when absent. */
+static PyObject *
+span_str(PyObject *src, Span v)
+{
+    if (v.start < 0) {
+        return Py_NewRef(Py_None);
+    }
+    return PyUnicode_Substring(src, v.start, v.end);
+}
+
+/* The end of the run of class cls from i. */
+static inline Py_ssize_t
+run_class(const char *p, Py_ssize_t i, Py_ssize_t e, int cls)
+{
+    while (i < e && IS_CLASS(p[i], cls)) {
+        i++;
+    }
+    return i;
+}
+
+/* IPv4address exactly [s, e): four dotted decimal octets up to 255, no leading zero (the
+ * IPv4 branch of HOST_PATTERN in sipfarm/sip/uri.py). */
+static int
+is_ipv4(const char *p, Py_ssize_t s, Py_ssize_t e)
+{
+    for (int octet = 0; octet < 4; octet++) {
+        if (octet > 0) {
+            if (s >= e || p[s] != '.') {
+                return 0;
+            }
+            s++;
+        }
+        Py_ssize_t d = s;
+        int v = 0;
+        while (s < e && IS_DIGIT(p[s]) && s - d < 3) {
+            v = v * 10 + (p[s] - '0');
+            s++;
+        }
+        if (s == d || v > 255 || (s - d > 1 && p[d] == '0')) {
+            return 0;
+        }
+    }
+    return s == e;
+}
+
+/* host = IPv4address / hostname exactly [s, e), IPv6 references excluded (HOST_PATTERN in
+ * sipfarm/sip/uri.py, RFC 3261 §25.1): else dot-separated labels of letters, digits and
+ * '-' that neither start nor end with '-', the last one (toplabel) starting with a
+ * letter, and an optional final dot. */
+static int
+is_host(const char *p, Py_ssize_t s, Py_ssize_t e)
+{
+    if (s >= e) {
+        return 0;
+    }
+    if (is_ipv4(p, s, e)) {
+        return 1;
+    }
+    if (p[e - 1] == '.') {
+        e--;
+    }
+    Py_ssize_t label = s;
+    for (Py_ssize_t i = s;; i++) {
+        if (i == e || p[i] == '.') {
+            if (i == label || p[label] == '-' || p[i - 1] == '-') {
+                return 0;
+            }
+            if (i == e) {
+                return IS_ALPHA(p[label]);
+            }
+            label = i + 1;
+        }
+        else if (!IS_ALNUM(p[i]) && p[i] != '-') {
+            return 0;
+        }
+    }
+}
+
+/* The digits of a port from i (just after ':'): 1 to 5 of them, up to 65535 (beyond, the
+ * reference answers "Bad port").  The index after them, or -1. */
+static Py_ssize_t
+port_value(const char *p, Py_ssize_t i, Py_ssize_t e, long *port)
+{
+    Py_ssize_t d = i;
+    long v = 0;
+    while (i < e && IS_DIGIT(p[i])) {
+        if (i - d == 5) {
+            return -1;
+        }
+        v = v * 10 + (p[i] - '0');
+        i++;
+    }
+    if (i == d || v > 65535) {
+        return -1;
+    }
+    *port = v;
+    return i;
+}
+
+/* `*( ";" name [ "=" value ] )` from i to exactly e, name and value runs of C_PARAM (the
+ * uri-parameters of _FAST_SIP: no escapes).  The number stored in ps, or -1. */
+static Py_ssize_t
+uri_params(const char *p, Py_ssize_t i, Py_ssize_t e, Param *ps)
+{
+    Py_ssize_t count = 0;
+    while (i < e) {
+        if (p[i] != ';' || count == PARAMS_MAX) {
+            return -1;
+        }
+        Param *q = &ps[count++];
+        q->name = (Span){i + 1, run_class(p, i + 1, e, C_PARAM)};
+        i = q->name.end;
+        if (i == q->name.start) {
+            return -1;
+        }
+        q->value = ABSENT;
+        if (i < e && p[i] == '=') {
+            q->value = (Span){i + 1, run_class(p, i + 1, e, C_PARAM)};
+            i = q->value.end;
+            if (i == q->value.start) {
+                return -1;
+            }
+        }
+    }
+    return count;
+}
+
+/* generic-params from i (just after the first ';') to exactly e, ASCII only, read as
+ * sipfarm.sip.params.parse_header_params reads them (RFC 3261 §25.1): SEMI and EQUAL with
+ * white space around them, a token name, a value that is a token or host (C_HOSTISH) or a
+ * quoted-string without quoted-pairs, kept with its quotes.  The number stored in ps, or
+ * -1. */
+static Py_ssize_t
+header_params(const char *p, Py_ssize_t i, Py_ssize_t e, Param *ps)
+{
+    Py_ssize_t count = 0;
+    for (;;) {
+        if (count == PARAMS_MAX) {
+            return -1;
+        }
+        Param *q = &ps[count++];
+        i = skip_ws(p, i, e);
+        q->name = (Span){i, run_class(p, i, e, C_TOKEN)};
+        i = q->name.end;
+        if (i == q->name.start) {
+            return -1;
+        }
+        q->value = ABSENT;
+        i = skip_ws(p, i, e);
+        if (i < e && p[i] == '=') {
+            i = skip_ws(p, i + 1, e);
+            Py_ssize_t v = i;
+            if (i < e && p[i] == '"') {
+                do {
+                    i++;
+                } while (i < e && p[i] != '"' && p[i] != '\\');
+                if (i >= e || p[i] != '"') {
+                    return -1;
+                }
+                i++;
+            }
+            else {
+                i = run_class(p, i, e, C_HOSTISH);
+                if (i == v) {
+                    return -1;
+                }
+            }
+            q->value = (Span){v, i};
+            i = skip_ws(p, i, e);
+        }
+        if (i == e) {
+            return count;
+        }
+        if (p[i] != ';') {
+            return -1;
+        }
+        i++;
+    }
+}
+
+/* The Params of the count parameters in ps, cut from src; the shared empty one for none. */
+static PyObject *
+make_params(State *st, PyObject *src, const Param *ps, Py_ssize_t count)
+{
+    if (count == 0) {
+        return Py_NewRef(st->empty_params);
+    }
+    PyObject *items[PARAMS_MAX];
+    for (Py_ssize_t k = 0; k < count; k++) {
+        PyObject *pair[2] = {span_str(src, ps[k].name), span_str(src, ps[k].value)};
+        items[k] = new_tuple(&PyTuple_Type, pair, 2);
+        if (items[k] == NULL) {
+            for (Py_ssize_t j = 0; j < k; j++) {
+                Py_DECREF(items[j]);
+            }
+            return NULL;
+        }
+    }
+    return new_tuple(st->params, items, count);
+}
+
+/* The SipUri of text (an exact ASCII str) in the shape of _FAST_SIP in sipfarm/sip/uri.py
+ * (RFC 3261 §19.1.1, §25.1): `sip:` or `sips:` as written, an optional user of C_USER
+ * before '@', a host (is_host), an optional port, uri-parameters (uri_params).  Fields as
+ * the reference sets them: raw is text, no password, no headers.  None for another shape. */
+static PyObject *
+sip_uri(State *st, PyObject *text)
+{
+    const char *p = (const char *)PyUnicode_1BYTE_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    PyObject *scheme;
+    Py_ssize_t i;
+    if (n >= 4 && memcmp(p, "sip:", 4) == 0) {
+        scheme = st->sip;
+        i = 4;
+    }
+    else if (n >= 5 && memcmp(p, "sips:", 5) == 0) {
+        scheme = st->sips;
+        i = 5;
+    }
+    else {
+        return Py_NewRef(Py_None);
+    }
+    /* The user is the run of user characters when an '@' ends it; the host and what
+     * follows it hold no '@', so there is no other way to read the text. */
+    Span user = ABSENT;
+    Py_ssize_t k = run_class(p, i, n, C_USER);
+    if (k < n && p[k] == '@') {
+        if (k == i) {
+            return Py_NewRef(Py_None);
+        }
+        user = (Span){i, k};
+        i = k + 1;
+    }
+    /* The host is the whole run of hostname characters: a port, a parameter or the end
+     * follows it. */
+    Span host = {i, run_class(p, i, n, C_HOST)};
+    if (!is_host(p, host.start, host.end)) {
+        return Py_NewRef(Py_None);
+    }
+    i = host.end;
+    long port = -1;
+    if (i < n && p[i] == ':' && (i = port_value(p, i + 1, n, &port)) < 0) {
+        return Py_NewRef(Py_None);
+    }
+    Param ps[PARAMS_MAX];
+    Py_ssize_t count = uri_params(p, i, n, ps);
+    if (count < 0) {
+        return Py_NewRef(Py_None);
+    }
+    PyObject *items[SIP_URI_FIELDS] = {
+        span_str(text, host),
+        span_str(text, user),
+        Py_NewRef(Py_None),
+        port < 0 ? Py_NewRef(Py_None) : PyLong_FromLong(port),
+        make_params(st, text, ps, count),
+        PyTuple_New(0),
+        Py_NewRef(scheme),
+        Py_NewRef(text),
+    };
+    return new_tuple(st->sip_uri, items, SIP_URI_FIELDS);
+}
+
+static PyObject *
+parse_uri(PyObject *module, PyObject *text)
+{
+    if (!PyUnicode_CheckExact(text)) {
+        Py_RETURN_NONE;
+    }
+    State *st = configured(module, 0, 0);
+    if (st == NULL) {
+        return NULL;
+    }
+    if (!PyUnicode_IS_ASCII(text)) {
+        Py_RETURN_NONE;
+    }
+    return sip_uri(st, text);
+}
+
+/* The rest of a name-addr in src (an ASCII str) from i, the '<' after the display name
+ * (display, a reference stolen: str or None), in the shape of _FAST in
+ * sipfarm/sip/nameaddr.py: `<` URI `>`, then nothing or [ \t]* `;` and header parameters
+ * (header_params).  The URI is read by sip_uri.  None for another shape. */
+static PyObject *
+name_addr_rest(State *st, PyObject *src, Py_ssize_t i, PyObject *display)
+{
+    const char *p = (const char *)PyUnicode_1BYTE_DATA(src);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(src);
+    const char *gt;
+    if (i >= n || p[i] != '<' || (gt = memchr(p + i, '>', (size_t)(n - i))) == NULL) {
+        Py_DECREF(display);
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t u = i + 1;
+    i = gt - p + 1;
+    Param ps[PARAMS_MAX];
+    Py_ssize_t count = 0;
+    if (i < n) {
+        i = skip_ws(p, i, n);
+        if (i >= n || p[i] != ';' || (count = header_params(p, i + 1, n, ps)) < 0) {
+            Py_DECREF(display);
+            Py_RETURN_NONE;
+        }
+    }
+    PyObject *uri_text = PyUnicode_Substring(src, u, gt - p);
+    PyObject *uri = uri_text == NULL ? NULL : sip_uri(st, uri_text);
+    Py_XDECREF(uri_text);
+    if (uri == NULL || uri == Py_None) {
+        Py_DECREF(display);
+        return uri;
+    }
+    PyObject *items[NAME_ADDR_FIELDS] = {uri, display, make_params(st, src, ps, count)};
+    return new_tuple(st->name_addr, items, NAME_ADDR_FIELDS);
+}
+
+/* A name-addr in the shapes of _FAST in sipfarm/sip/nameaddr.py (RFC 3261 §20.10, §25.1):
+ * a quoted display name without quoted-pairs (any character but '"' and '\', non-ASCII
+ * included), or tokens separated by SP / HTAB, or none; then the rest (name_addr_rest).
+ * Everything but the quoted display name is ASCII. */
+static PyObject *
+parse_nameaddr(PyObject *module, PyObject *text)
+{
+    if (!PyUnicode_CheckExact(text)) {
+        Py_RETURN_NONE;
+    }
+    State *st = configured(module, 1, 0);
+    if (st == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    if (!PyUnicode_IS_ASCII(text)) {
+        /* Only the quoted display name may hold non-ASCII: read the rest as its own str. */
+        if (n == 0 || PyUnicode_READ_CHAR(text, 0) != '"') {
+            Py_RETURN_NONE;
+        }
+        Py_ssize_t q = PyUnicode_FindChar(text, '"', 1, n, 1);
+        Py_ssize_t b = q < 0 ? q : PyUnicode_FindChar(text, '\\', 1, q, 1);
+        if (q == -2 || b == -2) {
+            return NULL;
+        }
+        if (q < 0 || b >= 0) {
+            Py_RETURN_NONE;
+        }
+        PyObject *rest = PyUnicode_Substring(text, q + 1, n);
+        if (rest == NULL) {
+            return NULL;
+        }
+        PyObject *result;
+        if (!PyUnicode_IS_ASCII(rest)) {
+            result = Py_NewRef(Py_None);
+        }
+        else {
+            PyObject *display = PyUnicode_Substring(text, 1, q);
+            const char *r = (const char *)PyUnicode_1BYTE_DATA(rest);
+            result = display == NULL ? NULL
+                                     : name_addr_rest(st, rest, skip_ws(r, 0, n - q - 1), display);
+        }
+        Py_DECREF(rest);
+        return result;
+    }
+    const char *p = (const char *)PyUnicode_1BYTE_DATA(text);
+    Py_ssize_t i = 0;
+    PyObject *display;
+    if (n > 0 && p[0] == '"') {
+        i = 1;
+        while (i < n && p[i] != '"' && p[i] != '\\') {
+            i++;
+        }
+        if (i >= n || p[i] != '"') {
+            Py_RETURN_NONE;
+        }
+        display = PyUnicode_Substring(text, 1, i);
+        i = skip_ws(p, i + 1, n);
+    }
+    else if (n > 0 && IS_TOKEN(p[0])) {
+        Py_ssize_t end = 0; /* the display name: tokens, white space between them */
+        while (i < n && (IS_TOKEN(p[i]) || IS_WS(p[i]))) {
+            if (!IS_WS(p[i])) {
+                end = i + 1;
+            }
+            i++;
+        }
+        display = PyUnicode_Substring(text, 0, end);
+    }
+    else {
+        display = Py_NewRef(Py_None);
+    }
+    if (display == NULL) {
+        return NULL;
+    }
+    return name_addr_rest(st, text, i, display);
+}
+
+/* One via-parm in the shape of _FAST in sipfarm/sip/via.py (RFC 3261 §20.42, §25.1):
+ * `SIP/2.0/` as written, a transport of letters (upper-cased, as the reference does), one
+ * SP, a host (is_host), an optional port, then nothing or [ \t]* `;` and header parameters
+ * (header_params).  None for another shape. */
+static PyObject *
+parse_via(PyObject *module, PyObject *text)
+{
+    if (!PyUnicode_CheckExact(text)) {
+        Py_RETURN_NONE;
+    }
+    State *st = configured(module, 0, 1);
+    if (st == NULL) {
+        return NULL;
+    }
+    if (!PyUnicode_IS_ASCII(text)) {
+        Py_RETURN_NONE;
+    }
+    const char *p = (const char *)PyUnicode_1BYTE_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    if (n < 8 || memcmp(p, "SIP/2.0/", 8) != 0) {
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t i = 8;
+    while (i < n && IS_ALPHA(p[i])) {
+        i++;
+    }
+    Span transport = {8, i};
+    if (i == 8 || i >= n || p[i] != ' ') {
+        Py_RETURN_NONE;
+    }
+    Span host = {i + 1, run_class(p, i + 1, n, C_HOST)};
+    if (!is_host(p, host.start, host.end)) {
+        Py_RETURN_NONE;
+    }
+    i = host.end;
+    long port = -1;
+    if (i < n && p[i] == ':' && (i = port_value(p, i + 1, n, &port)) < 0) {
+        Py_RETURN_NONE;
+    }
+    Param ps[PARAMS_MAX];
+    Py_ssize_t count = 0;
+    if (i < n) {
+        i = skip_ws(p, i, n);
+        if (i >= n || p[i] != ';' || (count = header_params(p, i + 1, n, ps)) < 0) {
+            Py_RETURN_NONE;
+        }
+    }
+    PyObject *upper = PyUnicode_New(transport.end - transport.start, 127);
+    if (upper != NULL) {
+        Py_UCS1 *d = PyUnicode_1BYTE_DATA(upper);
+        for (Py_ssize_t k = transport.start; k < transport.end; k++) {
+            d[k - transport.start] = (Py_UCS1)(p[k] & ~0x20); /* letters only */
+        }
+    }
+    PyObject *items[VIA_FIELDS] = {
+        upper,
+        span_str(text, host),
+        port < 0 ? Py_NewRef(Py_None) : PyLong_FromLong(port),
+        make_params(st, text, ps, count),
+        Py_NewRef(st->protocol),
+    };
+    return new_tuple(st->via, items, VIA_FIELDS);
+}
+
+/* Check that value is a tuple subclass whose _fields has `fields` names (0: any tuple
+ * subclass); else TypeError. */
+static int
+check_type(const char *what, PyObject *value, Py_ssize_t fields)
+{
+    if (!PyType_Check(value) || !PyType_IsSubtype((PyTypeObject *)value, &PyTuple_Type)) {
+        PyErr_Format(PyExc_TypeError, "configure(): %s must be a tuple subclass", what);
+        return -1;
+    }
+    if (fields == 0) {
+        return 0;
+    }
+    PyObject *names = PyObject_GetAttrString(value, "_fields");
+    if (names == NULL) {
+        PyErr_Clear();
+    }
+    int ok = names != NULL && PyTuple_Check(names) && PyTuple_GET_SIZE(names) == fields;
+    Py_XDECREF(names);
+    if (!ok) {
+        PyErr_Format(PyExc_TypeError, "configure(): %s must be a NamedTuple of %zd fields", what,
+                     fields);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+configure(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"sip_uri", "name_addr", "via", "params", "empty_params", NULL};
+    PyObject *sip_uri = NULL, *name_addr = NULL, *via = NULL, *params = NULL, *empty = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$OOOOO:configure", kwlist, &sip_uri,
+                                     &name_addr, &via, &params, &empty)) {
+        return NULL;
+    }
+    if ((sip_uri != NULL && check_type("sip_uri", sip_uri, SIP_URI_FIELDS) < 0)
+        || (name_addr != NULL && check_type("name_addr", name_addr, NAME_ADDR_FIELDS) < 0)
+        || (via != NULL && check_type("via", via, VIA_FIELDS) < 0)
+        || (params != NULL && check_type("params", params, 0) < 0)) {
+        return NULL;
+    }
+    if (empty != NULL && (!PyTuple_Check(empty) || PyTuple_GET_SIZE(empty) != 0)) {
+        PyErr_SetString(PyExc_TypeError, "configure(): empty_params must be an empty tuple");
+        return NULL;
+    }
+    State *st = PyModule_GetState(module);
+    PyObject *given[] = {sip_uri, name_addr, via, params, empty};
+    PyObject **slots[] = {(PyObject **)&st->sip_uri, (PyObject **)&st->name_addr,
+                          (PyObject **)&st->via, (PyObject **)&st->params, &st->empty_params};
+    for (size_t k = 0; k < sizeof(given) / sizeof(given[0]); k++) {
+        if (given[k] != NULL) {
+            Py_XSETREF(*slots[k], Py_NewRef(given[k]));
+        }
+    }
+    Py_RETURN_NONE;
+}
+
 PyDoc_STRVAR(peek_doc,
 "peek(data, /)\n--\n\n"
 "The routing fields of a SIP message as an 11-tuple in Peek order; ValueError when the\n"
@@ -773,14 +1379,92 @@ PyDoc_STRVAR(split_headers_doc,
 "the list of positions.  None unless every line ends in CRLF and is `token: value`,\n"
 "with no second line of a key in single: then the Python split must decide.");
 
+PyDoc_STRVAR(parse_uri_doc,
+"parse_uri(text, /)\n--\n\n"
+"The SipUri of text in the common shape of sipfarm.sip.uri.parse_uri (sip: or sips:, a\n"
+"user, a hostname or IPv4 host, a port, parameters; no escapes); None for anything else.");
+
+PyDoc_STRVAR(parse_nameaddr_doc,
+"parse_nameaddr(text, /)\n--\n\n"
+"The NameAddr of text in the common shape of sipfarm.sip.nameaddr.parse_nameaddr (a\n"
+"display name, <URI> read as parse_uri reads it, header parameters); None for anything\n"
+"else.");
+
+PyDoc_STRVAR(parse_via_doc,
+"parse_via(text, /)\n--\n\n"
+"The Via of one via-parm in the common shape of sipfarm.sip.via.parse_via (SIP/2.0/\n"
+"transport, one SP, host and port, header parameters); None for anything else.");
+
+PyDoc_STRVAR(configure_doc,
+"configure(*, sip_uri=None, name_addr=None, via=None, params=None, empty_params=None)\n"
+"--\n\n"
+"Hand over the types the typed parsers build (SipUri, NameAddr, Via, Params) and the\n"
+"shared empty Params; each module of sipfarm.sip gives its own when it is imported.");
+
 static PyMethodDef speedups_methods[] = {
     {"peek", peek, METH_O, peek_doc},
     {"split_headers", (PyCFunction)(void (*)(void))split_headers, METH_FASTCALL,
      split_headers_doc},
+    {"parse_uri", parse_uri, METH_O, parse_uri_doc},
+    {"parse_nameaddr", parse_nameaddr, METH_O, parse_nameaddr_doc},
+    {"parse_via", parse_via, METH_O, parse_via_doc},
+    {"configure", (PyCFunction)(void (*)(void))configure, METH_VARARGS | METH_KEYWORDS,
+     configure_doc},
     {NULL, NULL, 0, NULL},
 };
 
+static int
+speedups_exec(PyObject *module)
+{
+    State *st = PyModule_GetState(module);
+    st->sip = PyUnicode_InternFromString("sip");
+    st->sips = PyUnicode_InternFromString("sips");
+    st->protocol = PyUnicode_InternFromString("SIP/2.0");
+    if (st->sip == NULL || st->sips == NULL || st->protocol == NULL) {
+        return -1;
+    }
+    return PyModule_AddIntConstant(module, "PARAMS_MAX", PARAMS_MAX);
+}
+
+static int
+speedups_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    State *st = PyModule_GetState(module);
+    if (st != NULL) {
+        Py_VISIT(st->sip_uri);
+        Py_VISIT(st->name_addr);
+        Py_VISIT(st->via);
+        Py_VISIT(st->params);
+        Py_VISIT(st->empty_params);
+    }
+    return 0;
+}
+
+static int
+speedups_clear(PyObject *module)
+{
+    State *st = PyModule_GetState(module);
+    if (st != NULL) {
+        Py_CLEAR(st->sip_uri);
+        Py_CLEAR(st->name_addr);
+        Py_CLEAR(st->via);
+        Py_CLEAR(st->params);
+        Py_CLEAR(st->empty_params);
+        Py_CLEAR(st->sip);
+        Py_CLEAR(st->sips);
+        Py_CLEAR(st->protocol);
+    }
+    return 0;
+}
+
+static void
+speedups_free(void *module)
+{
+    speedups_clear((PyObject *)module);
+}
+
 static PyModuleDef_Slot speedups_slots[] = {
+    {Py_mod_exec, speedups_exec},
 #ifdef Py_mod_multiple_interpreters
     {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
 #endif
@@ -793,11 +1477,15 @@ static PyModuleDef_Slot speedups_slots[] = {
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "sipfarm.sip._speedups",
-    .m_doc = "C accelerator for sipfarm.sip.peek and the header split of "
-             "sipfarm.sip.message.parse; the pure-Python code is the reference.",
-    .m_size = 0,
+    .m_doc = "C accelerator for sipfarm.sip.peek, the header split of "
+             "sipfarm.sip.message.parse and the typed parsers of sipfarm.sip.uri, .nameaddr "
+             "and .via; the pure-Python code is the reference.",
+    .m_size = sizeof(State),
     .m_methods = speedups_methods,
     .m_slots = speedups_slots,
+    .m_traverse = speedups_traverse,
+    .m_clear = speedups_clear,
+    .m_free = speedups_free,
 };
 
 PyMODINIT_FUNC

@@ -23,7 +23,6 @@ from .errors import BadRequest, VersionNotSupported
 from .grammar import TOKEN, WS, split_comma
 from .headers import COMPACT, SINGLE, HeaderField, Headers, canonical
 from .nameaddr import NameAddr, parse_nameaddr
-from .syntax import NAMEADDR, NAMEADDR_LIST, VIA_LINE
 from .uri import SipUri, Uri, parse_uri
 from .via import Via, parse_via, stamp_received
 
@@ -38,10 +37,10 @@ _UNSET: Any = None
 class Message:
     """What requests and responses share: the header list, the body and the typed headers.
 
-    Call-ID, CSeq, Max-Forwards and Content-Length are read when the message
-    is made; Via, From, To, Contact, Route and Record-Route become objects on
-    first access (a parsed message has had their syntax checked already, so
-    that access does not raise).
+    :func:`parse` reads every typed header at once (Call-ID, CSeq,
+    Max-Forwards, Content-Length, Via, From, To, Contact, Route, Record-Route),
+    so a message that parsed has them all well-formed; a message built in code
+    reads each on first access.
 
     Treat it as immutable: edits go through :meth:`replace` / :meth:`evolve`.
     It is not ``frozen=True`` because it caches its typed views, and because a
@@ -151,10 +150,6 @@ class Message:
             v = self._record_route = _parse_list(self.headers.get_all_key("record-route"))
         return v
 
-    def check(self) -> None:
-        """Check the syntax of every typed header (RFC 3261 §25); raises BadRequest."""
-        _check_syntax(self.headers)
-
     def start_line(self) -> str:
         raise NotImplementedError
 
@@ -254,10 +249,18 @@ def _digits(value: str, name: str) -> int:
 def _parse_vias(lines: list[str]) -> tuple[Via, ...]:
     if len(lines) == 1 and "," not in lines[0]:
         return (parse_via(lines[0]),)
-    return tuple(parse_via(v) for line in lines for v in split_comma(line))
+    out: list[Via] = []
+    for line in lines:
+        if "," in line:
+            out.extend(parse_via(v) for v in split_comma(line))
+        else:
+            out.append(parse_via(line))
+    return tuple(out)
 
 
 def _parse_list(lines: list[str]) -> tuple[NameAddr, ...]:
+    if not lines:
+        return ()
     return tuple(parse_nameaddr(v) for line in lines for v in split_comma(line))
 
 
@@ -279,29 +282,24 @@ def _read_scalars(m: Message, h: Headers) -> None:
     m._content_length = None if cl is None else _digits(cl, "Content-Length")
 
 
-def _check_syntax(h: Headers) -> None:
-    """Refuse a broken Via, From, To, Contact, Route or Record-Route (see syntax.py)."""
+def _read_views(m: Message, h: Headers) -> None:
+    """Parse Via, From, To, Contact, Route and Record-Route (RFC 3261 §25) into ``m``."""
     vias = h.get_all_key("via")
     if not vias:
         raise BadRequest("Missing Via header field")
-    for line in vias:
-        if VIA_LINE.match(line) is None:
-            _parse_vias([line])
-    for k in ("from", "to"):
-        value = _required(h, k)
-        if NAMEADDR.match(value) is None:
-            parse_nameaddr(value)
+    m._via = _parse_vias(vias)
+    m._from = parse_nameaddr(_required(h, "from"))
+    m._to = parse_nameaddr(_required(h, "to"))
     contacts = h.get_all_key("contact")
-    if contacts and not (len(contacts) == 1 and contacts[0] == "*"):
-        for line in contacts:
-            if NAMEADDR_LIST.match(line) is None:
-                if "*" in split_comma(line):
-                    raise BadRequest("Contact '*' mixed with other contacts")
-                _parse_list([line])
-    for k in ("route", "record-route"):
-        for line in h.get_all_key(k):
-            if NAMEADDR_LIST.match(line) is None:
-                _parse_list([line])
+    if not contacts or (len(contacts) == 1 and contacts[0] == "*"):
+        m._contact = ()
+    else:
+        elems = [v for line in contacts for v in split_comma(line)]
+        if "*" in elems:
+            raise BadRequest("Contact '*' mixed with other contacts")
+        m._contact = tuple(parse_nameaddr(v) for v in elems)
+    m._route = _parse_list(h.get_all_key("route"))
+    m._record_route = _parse_list(h.get_all_key("record-route"))
 
 
 def _split_head(data: bytes) -> tuple[bytes, int]:
@@ -398,7 +396,7 @@ def parse(data: bytes) -> Request | Response:
     else:
         msg = _parse_request(start, headers, body, data)
     _read_scalars(msg, headers)
-    _check_syntax(headers)
+    _read_views(msg, headers)
     return msg
 
 

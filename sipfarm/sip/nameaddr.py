@@ -46,9 +46,21 @@ _FAST = re.compile(
     re.S,
 )
 
+try:  # the C read of the _FAST shape (sipfarm.sip._speedups); None for anything else
+    from ._speedups import configure as _configure_c  # type: ignore[import-not-found]
+    from ._speedups import parse_nameaddr as _parse_nameaddr_c
+except ImportError:  # built without a C compiler: the Python read alone
+    _parse_nameaddr_c = None
+else:
+    _configure_c(name_addr=NameAddr)
+
 
 def parse_nameaddr(text: str) -> NameAddr:
     """Parse one element of From, To, Contact, Route, Record-Route … (already comma-split)."""
+    if _parse_nameaddr_c is not None:
+        na: NameAddr | None = _parse_nameaddr_c(text)
+        if na is not None:
+            return na
     m = _FAST.match(text)
     if m is not None:
         quoted, token_name, uri_text, ptext = m.groups()

@@ -81,6 +81,13 @@ class Params(tuple[tuple[str, str | None], ...]):
 
 EMPTY = Params()
 
+try:  # the C typed parsers (sipfarm.sip._speedups) build Params as this module does
+    from ._speedups import configure as _configure_c  # type: ignore[import-not-found]
+except ImportError:  # built without a C compiler
+    pass
+else:
+    _configure_c(params=Params, empty_params=EMPTY)
+
 # paramchar = param-unreserved / unreserved / escaped (RFC 3261 §25.1)
 _URI_PARAM_CHARS = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"

@@ -230,9 +230,21 @@ _FAST_SIP = re.compile(
     r"\Z"
 )
 
+try:  # the C read of the _FAST_SIP shape (sipfarm.sip._speedups); None for anything else
+    from ._speedups import configure as _configure_c  # type: ignore[import-not-found]
+    from ._speedups import parse_uri as _parse_uri_c
+except ImportError:  # built without a C compiler: the Python read alone
+    _parse_uri_c = None
+else:
+    _configure_c(sip_uri=SipUri)
+
 
 def parse_uri(text: str) -> Uri:
     """Parse a URI as found in a Request-URI or inside ``<…>``."""
+    if _parse_uri_c is not None:
+        uri: SipUri | None = _parse_uri_c(text)
+        if uri is not None:
+            return uri
     m = _FAST_SIP.match(text)
     if m is not None:  # the common case: no escapes, password, IP literal or headers
         scheme, user, host, port, ptext = m.groups()

@@ -52,8 +52,21 @@ class Via(NamedTuple):
         return f"{self.protocol}/{self.transport} {self.sent_by}{self.params}"
 
 
+try:  # the C read of the _FAST shape (sipfarm.sip._speedups); None for anything else
+    from ._speedups import configure as _configure_c  # type: ignore[import-not-found]
+    from ._speedups import parse_via as _parse_via_c
+except ImportError:  # built without a C compiler: the Python read alone
+    _parse_via_c = None
+else:
+    _configure_c(via=Via)
+
+
 def parse_via(text: str) -> Via:
     """Parse one via-parm (the header value already comma-split)."""
+    if _parse_via_c is not None:
+        via: Via | None = _parse_via_c(text)
+        if via is not None:
+            return via
     m = _FAST.match(text)
     if m is not None:
         transport, host, port, ptext = m.groups()
