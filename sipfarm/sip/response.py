@@ -99,8 +99,8 @@ def make_response(
     if to_tag is not None and status > 100:
         has_tag = to.tag is not None if to is not None else tag_of(to_field[1]) is not None
         if not has_tag:
-            to = None if to is None else to.with_tag(to_tag)
-            to_field = HeaderField(to_field[0], f"{to_field[1]};tag={to_tag}")
+            to = None  # the response's To view is read from its line when asked for
+            to_field = _new(HeaderField, (to_field[0], f"{to_field[1]};tag={to_tag}", ""))
     fields.append(to_field)
     fields += src.fields_key("call-id")
     fields += src.fields_key("cseq")
