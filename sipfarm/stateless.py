@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from .actions import Action, Drop, SendResponse, Source
 from .sip import Request, SipError, make_response, parse, salvage_response, validate_request
 from .sip.errors import MethodNotAllowed, NotImplemented_
-from .sip.nameaddr import tag_of
 from .sip.via import parse_via, response_address
 
 __all__ = ["KNOWN_METHODS", "StatelessConfig", "StatelessCore"]
@@ -83,7 +82,6 @@ class StatelessCore:
             ("Supported", ", ".join(config.supported)),
             *((("Server", config.server),) if config.server else ()),
         )
-        self._allowed = frozenset(config.allow)
 
     def to_tag(self, request: Request) -> str:
         """The same tag for the same request (RFC 3261 §8.2.7), prefixed by the member token.
@@ -128,8 +126,6 @@ class StatelessCore:
         if method == "CANCEL":
             self.counters["answered_481"] += 1
             return self._respond(request, source, 481, None, ())
-        if method in self._allowed:  # allowed but no service behind it yet
-            raise NotImplemented_(headers=self._allow)
         if method in KNOWN_METHODS:
             raise MethodNotAllowed(headers=self._allow)
         raise NotImplemented_(headers=self._allow)
@@ -142,8 +138,7 @@ class StatelessCore:
         reason: str | None,
         headers: tuple[tuple[str, str], ...],
     ) -> SendResponse:
-        to = request.headers.get_key("to") or ""
-        tag = None if tag_of(to) is not None else self.to_tag(request)
+        tag = None if request.to.tag is not None else self.to_tag(request)
         response = make_response(request, status, reason, headers=headers, to_tag=tag)
         address = response_address(request.via[0], (source.host, source.port))
         return SendResponse(bytes(response), address)
