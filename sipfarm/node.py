@@ -47,7 +47,11 @@ class Member:
         cfg = self.config
         # TCP first: a member that answers on UDP is ready on both (probes use UDP).
         await self._tcp.start(cfg.host, cfg.port)
-        sock = bind_udp(cfg.host, cfg.port, cfg.transport)
+        try:
+            sock = bind_udp(cfg.host, cfg.port, cfg.transport)
+        except BaseException:
+            await self._tcp.stop()
+            raise
         try:
             transport, _ = await loop.create_datagram_endpoint(
                 lambda: UdpServer(self.core, cfg.transport, self.counters, sock), sock=sock
