@@ -31,7 +31,13 @@ from dataclasses import dataclass
 from .actions import Action, Drop, SendResponse, Source
 from .sip import Request, SipError, make_response, parse, salvage_response, validate_request
 from .sip.errors import MethodNotAllowed, NotImplemented_
+from .sip.headers import HeaderField, Headers
 from .sip.via import parse_via, response_address
+
+try:  # the C answer of the common OPTIONS (sipfarm.sip._speedups); None for anything else
+    from .sip._speedups import answer_options as _answer_options  # type: ignore[import-not-found]
+except ImportError:  # built without a C compiler: receive() alone
+    _answer_options = None
 
 __all__ = ["KNOWN_METHODS", "StatelessConfig", "StatelessCore"]
 
@@ -82,6 +88,8 @@ class StatelessCore:
             ("Supported", ", ".join(config.supported)),
             *((("Server", config.server),) if config.server else ()),
         )
+        # the OPTIONS lines as make_response writes them, for the C answer
+        self._options_extra = bytes(Headers(HeaderField(n, v) for n, v in self._options_headers))
 
     def to_tag(self, request: Request) -> str:
         """The same tag for the same request (RFC 3261 §8.2.7), prefixed by the member token.
@@ -100,6 +108,13 @@ class StatelessCore:
 
     def receive(self, data: bytes, source: Source) -> Action:
         """One message, whole (a datagram, or what the stream framer cut out)."""
+        if _answer_options is not None:  # the common OPTIONS, answered in C as below
+            answer = _answer_options(
+                data, source.host, source.port, self.config.token, self._options_extra
+            )
+            if answer is not None:
+                self.counters["options"] += 1
+                return SendResponse(answer[0], (answer[1], answer[2]))
         try:
             msg = parse(data)
         except SipError as exc:

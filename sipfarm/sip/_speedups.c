@@ -1366,6 +1366,562 @@ configure(PyObject *module, PyObject *args, PyObject *kwargs)
     Py_RETURN_NONE;
 }
 
+/* ------------------------------------------------------------------ answer_options */
+
+/* answer_options(data, host, port, token, extra) -> (bytes, str, int) | None
+ *
+ * The whole of sipfarm.stateless.StatelessCore.receive (the reference) for an OPTIONS
+ * request in the common shape, received from (host, port): the 200 response's bytes and
+ * the address it goes to, as SendResponse(data, address) holds them.  extra is the wire
+ * form of the header lines the core adds (Allow, Accept, Supported...), token the member
+ * token of the To-tag.  None for everything else, which the reference then reads: other
+ * methods, a non-ASCII or control byte, leading CRLFs, a body or bytes past the header
+ * block, a compact header name other than v f t i l m, a second line of any header but
+ * Via / Contact / Route / Record-Route, a comma in those, Require, Date, a Call-ID, CSeq,
+ * Max-Forwards or Content-Length not in its plain shape, a Request-URI, Via, From, To,
+ * Contact, Route or Record-Route the C typed parsers leave to Python, a bare-cookie
+ * branch, received / maddr / rport=value / a second rport in the top Via, an IPv6 or
+ * empty source host, a port outside 0..65535. */
+
+static uint32_t crc_table[256];
+
+static void
+crc_init(void)
+{
+    for (uint32_t k = 0; k < 256; k++) {
+        uint32_t c = k;
+        for (int b = 0; b < 8; b++) {
+            c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        }
+        crc_table[k] = c;
+    }
+}
+
+/* zlib.crc32 of the bytes fed, as a running state: start ~0, finish with ~. */
+static uint32_t
+crc_feed(uint32_t c, const char *s, Py_ssize_t n)
+{
+    for (Py_ssize_t k = 0; k < n; k++) {
+        c = crc_table[(c ^ (unsigned char)s[k]) & 0xff] ^ (c >> 8);
+    }
+    return c;
+}
+
+enum { K_OTHER, K_VIA, K_FROM, K_TO, K_CALLID, K_CSEQ, K_MF, K_CL, K_CONTACT, K_ROUTE,
+       K_RR, K_REFUSE, K_COUNT };
+
+#define OPT_LINES_MAX 64
+
+typedef struct {
+    Py_ssize_t s, name_end, v, ve, le; /* line [s, le), name [s, name_end), value [v, ve) */
+    int kind;
+} OptLine;
+
+static int
+name_is(const char *p, Py_ssize_t s, Py_ssize_t e, const char *lit)
+{
+    Py_ssize_t n = (Py_ssize_t)strlen(lit);
+    if (e - s != n) {
+        return 0;
+    }
+    for (Py_ssize_t k = 0; k < n; k++) {
+        if (LOWER(p[s + k]) != (unsigned char)lit[k]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int
+header_kind(const char *p, Py_ssize_t s, Py_ssize_t e)
+{
+    if (e - s == 1) {
+        switch (LOWER(p[s])) {
+        case 'v': return K_VIA;
+        case 'f': return K_FROM;
+        case 't': return K_TO;
+        case 'i': return K_CALLID;
+        case 'l': return K_CL;
+        case 'm': return K_CONTACT;
+        default: return K_REFUSE;
+        }
+    }
+    static const struct { const char *name; int kind; } known[] = {
+        {"via", K_VIA}, {"from", K_FROM}, {"to", K_TO}, {"call-id", K_CALLID},
+        {"cseq", K_CSEQ}, {"max-forwards", K_MF}, {"content-length", K_CL},
+        {"contact", K_CONTACT}, {"route", K_ROUTE}, {"record-route", K_RR},
+        {"require", K_REFUSE}, {"date", K_REFUSE},
+    };
+    for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++) {
+        if (name_is(p, s, e, known[k].name)) {
+            return known[k].kind;
+        }
+    }
+    return K_OTHER;
+}
+
+/* 1*10 DIGIT as a number; -1 for another shape. */
+static long long
+digits_value(const char *p, Py_ssize_t s, Py_ssize_t e)
+{
+    if (e - s < 1 || e - s > 10) {
+        return -1;
+    }
+    long long v = 0;
+    for (Py_ssize_t k = s; k < e; k++) {
+        if (!IS_DIGIT(p[k])) {
+            return -1;
+        }
+        v = v * 10 + (p[k] - '0');
+    }
+    return v;
+}
+
+/* fn(module, the str of [s, e) of p): a new reference, Py_None included; NULL on error. */
+static PyObject *
+typed(PyObject *(*fn)(PyObject *, PyObject *), PyObject *module, const char *p, Py_ssize_t s,
+      Py_ssize_t e)
+{
+    PyObject *text = decode(p + s, e - s, 1);
+    if (text == NULL) {
+        return NULL;
+    }
+    PyObject *r = fn(module, text);
+    Py_DECREF(text);
+    return r;
+}
+
+/* Is the str an ASCII name equal, case-insensitively, to lit? */
+static int
+str_is(PyObject *s, const char *lit)
+{
+    if (!PyUnicode_Check(s) || !PyUnicode_IS_ASCII(s)) {
+        return 0;
+    }
+    const char *d = (const char *)PyUnicode_1BYTE_DATA(s);
+    return name_is(d, 0, PyUnicode_GET_LENGTH(s), lit);
+}
+
+typedef struct {
+    char *buf;
+    Py_ssize_t len, cap;
+} Out;
+
+static int
+out_put(Out *o, const char *s, Py_ssize_t n)
+{
+    if (o->len + n > o->cap) {
+        return -1; /* sized up front: cannot happen */
+    }
+    memcpy(o->buf + o->len, s, (size_t)n);
+    o->len += n;
+    return 0;
+}
+
+static int
+out_str(Out *o, PyObject *s)
+{
+    if (!PyUnicode_Check(s) || !PyUnicode_IS_ASCII(s)) {
+        return -1;
+    }
+    return out_put(o, (const char *)PyUnicode_1BYTE_DATA(s), PyUnicode_GET_LENGTH(s));
+}
+
+static PyObject *
+answer_options(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5) {
+        PyErr_Format(PyExc_TypeError, "answer_options() takes 5 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    PyObject *data = args[0], *host = args[1], *port_obj = args[2], *token = args[3],
+             *extra = args[4];
+    if (!PyBytes_CheckExact(data) || !PyUnicode_CheckExact(host) || !PyLong_CheckExact(port_obj)
+        || !PyUnicode_CheckExact(token) || !PyBytes_CheckExact(extra)) {
+        Py_RETURN_NONE;
+    }
+    State *st = PyModule_GetState(module);
+    if (st->sip_uri == NULL || st->name_addr == NULL || st->via == NULL || st->params == NULL
+        || st->empty_params == NULL) {
+        Py_RETURN_NONE;
+    }
+    if (!PyUnicode_IS_ASCII(host) || !PyUnicode_IS_ASCII(token)
+        || PyUnicode_GET_LENGTH(host) == 0) {
+        Py_RETURN_NONE;
+    }
+    const char *hp = (const char *)PyUnicode_1BYTE_DATA(host);
+    Py_ssize_t hn = PyUnicode_GET_LENGTH(host);
+    if (memchr(hp, ':', (size_t)hn) != NULL) {
+        Py_RETURN_NONE; /* IPv6 */
+    }
+    int overflow = 0;
+    long port = PyLong_AsLongAndOverflow(port_obj, &overflow);
+    if (port == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (overflow || port < 0 || port > 65535) {
+        Py_RETURN_NONE;
+    }
+
+    const char *p = PyBytes_AS_STRING(data);
+    Py_ssize_t n = PyBytes_GET_SIZE(data);
+    /* The header block is all of data but the final CRLFCRLF: printable ASCII, HTAB and
+     * CRLF line ends only. */
+    if (n < 4 || memcmp(p + n - 4, "\r\n\r\n", 4) != 0) {
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t head = n - 4;
+    for (Py_ssize_t k = 0; k < head; k++) {
+        unsigned char c = (unsigned char)p[k];
+        if (c == '\r') {
+            if (k + 1 >= head || p[k + 1] != '\n') {
+                Py_RETURN_NONE;
+            }
+            if (k + 2 < head && p[k + 2] == '\r') {
+                Py_RETURN_NONE; /* an empty line: the block ends earlier */
+            }
+            k++;
+        }
+        else if (!(IS_VISIBLE(c) || c == ' ' || c == '\t')) {
+            Py_RETURN_NONE;
+        }
+    }
+    /* The Request-Line: `OPTIONS SP Request-URI SP SIP/2.0`. */
+    const char *crlf = memchr(p, '\r', (size_t)head);
+    Py_ssize_t eol = crlf == NULL ? head : crlf - p;
+    if (eol < 8 + 1 + 8 || memcmp(p, "OPTIONS ", 8) != 0
+        || memcmp(p + eol - 8, " SIP/2.0", 8) != 0) {
+        Py_RETURN_NONE;
+    }
+    for (Py_ssize_t k = 8; k < eol - 8; k++) {
+        if (p[k] == ' ' || p[k] == '\t') {
+            Py_RETURN_NONE;
+        }
+    }
+
+    OptLine lines[OPT_LINES_MAX];
+    Py_ssize_t count = 0;
+    int seen[K_COUNT] = {0};
+    for (Py_ssize_t s = eol + 2; s < head;) {
+        if (count == OPT_LINES_MAX) {
+            Py_RETURN_NONE;
+        }
+        const char *cr = memchr(p + s, '\r', (size_t)(head - s));
+        Py_ssize_t le = cr == NULL ? head : cr - p;
+        OptLine *L = &lines[count++];
+        Py_ssize_t c = s;
+        while (c < le && IS_TOKEN(p[c])) {
+            c++;
+        }
+        L->s = s;
+        L->name_end = c;
+        c = skip_ws(p, c, le);
+        if (L->name_end == s || c >= le || p[c] != ':') {
+            Py_RETURN_NONE;
+        }
+        L->v = skip_ws(p, c + 1, le);
+        L->ve = le;
+        while (L->ve > L->v && IS_WS(p[L->ve - 1])) {
+            L->ve--;
+        }
+        L->le = le;
+        L->kind = header_kind(p, s, L->name_end);
+        if (L->kind == K_REFUSE) {
+            Py_RETURN_NONE;
+        }
+        seen[L->kind]++;
+        if (L->kind == K_OTHER) { /* any second line of another header: left to Python */
+            for (Py_ssize_t j = 0; j < count - 1; j++) {
+                if (lines[j].kind == K_OTHER && lines[j].name_end - lines[j].s == L->name_end - s) {
+                    Py_ssize_t m = 0, len = L->name_end - s;
+                    while (m < len && LOWER(p[lines[j].s + m]) == LOWER(p[s + m])) {
+                        m++;
+                    }
+                    if (m == len) {
+                        Py_RETURN_NONE;
+                    }
+                }
+            }
+        }
+        else if (L->kind != K_VIA && L->kind != K_CONTACT && L->kind != K_ROUTE
+                 && L->kind != K_RR && seen[L->kind] > 1) {
+            Py_RETURN_NONE;
+        }
+        if ((L->kind == K_VIA || L->kind == K_CONTACT || L->kind == K_ROUTE || L->kind == K_RR)
+            && memchr(p + L->v, ',', (size_t)(L->ve - L->v)) != NULL) {
+            Py_RETURN_NONE;
+        }
+        s = le + 2;
+    }
+    if (!seen[K_VIA] || seen[K_FROM] != 1 || seen[K_TO] != 1 || seen[K_CALLID] != 1
+        || seen[K_CSEQ] != 1) {
+        Py_RETURN_NONE;
+    }
+
+    /* The scalars (sipfarm.sip.message._read_scalars, parse_cseq). */
+    OptLine *via_top = NULL, *from = NULL, *to = NULL, *call_id = NULL, *cseq = NULL;
+    for (Py_ssize_t k = 0; k < count; k++) {
+        OptLine *L = &lines[k];
+        switch (L->kind) {
+        case K_VIA:
+            if (via_top == NULL) {
+                via_top = L;
+            }
+            break;
+        case K_FROM: from = L; break;
+        case K_TO: to = L; break;
+        case K_CALLID: call_id = L; break;
+        case K_CSEQ: cseq = L; break;
+        case K_MF: {
+            long long hops = digits_value(p, L->v, L->ve);
+            if (hops < 0 || hops > 255) {
+                Py_RETURN_NONE;
+            }
+            break;
+        }
+        case K_CL:
+            if (digits_value(p, L->v, L->ve) != 0) {
+                Py_RETURN_NONE;
+            }
+            break;
+        default:
+            break;
+        }
+    }
+    if (call_id->ve == call_id->v) {
+        Py_RETURN_NONE;
+    }
+    for (Py_ssize_t k = call_id->v; k < call_id->ve; k++) {
+        if (!IS_VISIBLE(p[k])) {
+            Py_RETURN_NONE;
+        }
+    }
+    Py_ssize_t q = cseq->v;
+    while (q < cseq->ve && IS_DIGIT(p[q])) {
+        q++;
+    }
+    long long seq = digits_value(p, cseq->v, q);
+    Py_ssize_t m = skip_ws(p, q, cseq->ve);
+    if (seq < 0 || seq >= 2147483648LL || m == q || cseq->ve - m != 7
+        || memcmp(p + m, "OPTIONS", 7) != 0) {
+        Py_RETURN_NONE;
+    }
+
+    /* The typed headers, read by the C parsers parse() itself uses. */
+    PyObject *top = NULL, *to_na = NULL, *result = NULL;
+    char *buf = NULL;
+    PyObject *r = typed(parse_uri, module, p, 8, eol - 8);
+    if (r == NULL || r == Py_None) {
+        return r;
+    }
+    Py_DECREF(r);
+    Py_ssize_t contacts = seen[K_CONTACT];
+    for (Py_ssize_t k = 0; k < count; k++) {
+        OptLine *L = &lines[k];
+        PyObject *(*fn)(PyObject *, PyObject *);
+        if (L->kind == K_VIA) {
+            fn = parse_via;
+        }
+        else if (L->kind == K_FROM || L->kind == K_TO || L->kind == K_ROUTE || L->kind == K_RR
+                 || L->kind == K_CONTACT) {
+            fn = parse_nameaddr;
+            if (L->kind == K_CONTACT && L->ve - L->v == 1 && p[L->v] == '*') {
+                if (contacts != 1) {
+                    result = Py_NewRef(Py_None);
+                    goto done;
+                }
+                continue;
+            }
+        }
+        else {
+            continue;
+        }
+        r = typed(fn, module, p, L->v, L->ve);
+        if (r == NULL || r == Py_None) {
+            result = r;
+            goto done;
+        }
+        if (L == via_top) {
+            top = r;
+        }
+        else if (L == to) {
+            to_na = r;
+        }
+        else {
+            Py_DECREF(r);
+        }
+    }
+
+    /* The top Via: branch, rport, and what stamp_received makes of it. */
+    PyObject *transport = PyTuple_GET_ITEM(top, 0), *via_host = PyTuple_GET_ITEM(top, 1),
+             *via_port = PyTuple_GET_ITEM(top, 2), *params = PyTuple_GET_ITEM(top, 3);
+    if (!PyTuple_Check(params) || !PyUnicode_Check(transport) || !PyUnicode_Check(via_host)) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    PyObject *branch = NULL;
+    Py_ssize_t rport_at = -1;
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(params); k++) {
+        PyObject *pair = PyTuple_GET_ITEM(params, k);
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+            result = Py_NewRef(Py_None);
+            goto done;
+        }
+        PyObject *name = PyTuple_GET_ITEM(pair, 0), *value = PyTuple_GET_ITEM(pair, 1);
+        if (str_is(name, "branch")) {
+            if (branch == NULL) {
+                branch = value;
+            }
+        }
+        else if (str_is(name, "rport")) {
+            if (rport_at >= 0 || value != Py_None) {
+                result = Py_NewRef(Py_None);
+                goto done;
+            }
+            rport_at = k;
+        }
+        else if (str_is(name, "received") || str_is(name, "maddr")) {
+            result = Py_NewRef(Py_None);
+            goto done;
+        }
+    }
+    if (branch != NULL && branch != Py_None && PyUnicode_CompareWithASCIIString(branch, "z9hG4bK") == 0) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    int host_differs = PyUnicode_Compare(via_host, host);
+    if (host_differs == -1 && PyErr_Occurred()) {
+        goto done;
+    }
+    int stamp = rport_at >= 0 || host_differs != 0;
+
+    /* The To: tagged already, or tagged here (StatelessCore.to_tag). */
+    PyObject *to_params = PyTuple_GET_ITEM(to_na, 2);
+    int has_tag = 0;
+    if (!PyTuple_Check(to_params)) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(to_params); k++) {
+        PyObject *pair = PyTuple_GET_ITEM(to_params, k);
+        if (PyTuple_Check(pair) && PyTuple_GET_SIZE(pair) == 2 && str_is(PyTuple_GET_ITEM(pair, 0), "tag")) {
+            has_tag = 1;
+        }
+    }
+
+    Py_ssize_t cap = n + PyBytes_GET_SIZE(extra) + PyUnicode_GET_LENGTH(token) + 2 * hn + 128;
+    buf = PyMem_Malloc((size_t)cap);
+    if (buf == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Out o = {buf, 0, cap};
+    int bad = out_put(&o, "SIP/2.0 200 OK\r\n", 16);
+    for (Py_ssize_t k = 0; k < count && !bad; k++) {
+        OptLine *L = &lines[k];
+        if (L->kind != K_VIA) {
+            continue;
+        }
+        if (L != via_top || !stamp) {
+            bad |= out_put(&o, p + L->s, L->le - L->s) | out_put(&o, "\r\n", 2);
+            continue;
+        }
+        /* `name: ` + str(stamped Via) (Via.__str__, Params.__str__) */
+        bad |= out_put(&o, p + L->s, L->name_end - L->s) | out_put(&o, ": SIP/2.0/", 10);
+        bad |= out_str(&o, transport) | out_put(&o, " ", 1) | out_str(&o, via_host);
+        if (via_port != Py_None) {
+            char num[24];
+            long v = PyLong_AsLong(via_port);
+            if (v == -1 && PyErr_Occurred()) {
+                goto done;
+            }
+            int len = snprintf(num, sizeof(num), ":%ld", v);
+            bad |= out_put(&o, num, len);
+        }
+        for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(params); j++) {
+            PyObject *pair = PyTuple_GET_ITEM(params, j);
+            bad |= out_put(&o, ";", 1) | out_str(&o, PyTuple_GET_ITEM(pair, 0));
+            if (j == rport_at) {
+                char num[24];
+                int len = snprintf(num, sizeof(num), "=%ld", port);
+                bad |= out_put(&o, num, len);
+            }
+            else if (PyTuple_GET_ITEM(pair, 1) != Py_None) {
+                bad |= out_put(&o, "=", 1) | out_str(&o, PyTuple_GET_ITEM(pair, 1));
+            }
+        }
+        bad |= out_put(&o, ";received=", 10) | out_put(&o, hp, hn) | out_put(&o, "\r\n", 2);
+    }
+    bad |= out_put(&o, p + from->s, from->le - from->s) | out_put(&o, "\r\n", 2);
+    if (has_tag) {
+        bad |= out_put(&o, p + to->s, to->le - to->s);
+    }
+    else {
+        uint32_t c = 0xFFFFFFFFu;
+        char num[24];
+        c = crc_feed(c, p + call_id->v, call_id->ve - call_id->v);
+        c = crc_feed(c, "|", 1);
+        c = crc_feed(c, p + from->v, from->ve - from->v);
+        c = crc_feed(c, "|", 1);
+        if (branch != NULL && branch != Py_None) {
+            if (!PyUnicode_IS_ASCII(branch)) {
+                bad = 1;
+            }
+            else {
+                c = crc_feed(c, (const char *)PyUnicode_1BYTE_DATA(branch),
+                             PyUnicode_GET_LENGTH(branch));
+            }
+        }
+        c = crc_feed(c, "|", 1);
+        int len = snprintf(num, sizeof(num), "%lld", seq);
+        c = crc_feed(c, num, len);
+        c ^= 0xFFFFFFFFu;
+        bad |= out_put(&o, p + to->s, to->name_end - to->s) | out_put(&o, ": ", 2);
+        bad |= out_put(&o, p + to->v, to->ve - to->v) | out_put(&o, ";tag=", 5);
+        bad |= out_str(&o, token);
+        len = snprintf(num, sizeof(num), "-%08x", (unsigned int)c);
+        bad |= out_put(&o, num, len);
+    }
+    bad |= out_put(&o, "\r\n", 2);
+    bad |= out_put(&o, p + call_id->s, call_id->le - call_id->s) | out_put(&o, "\r\n", 2);
+    bad |= out_put(&o, p + cseq->s, cseq->le - cseq->s) | out_put(&o, "\r\n", 2);
+    bad |= out_put(&o, PyBytes_AS_STRING(extra), PyBytes_GET_SIZE(extra));
+    bad |= out_put(&o, "Content-Length: 0\r\n\r\n", 21);
+    if (bad) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+
+    /* response_address(stamped top Via, (host, port)) */
+    long dest = port;
+    if (rport_at < 0) {
+        long v = 0;
+        if (via_port != Py_None) {
+            v = PyLong_AsLong(via_port);
+            if (v == -1 && PyErr_Occurred()) {
+                goto done;
+            }
+        }
+        if (v == 0) {
+            v = PyUnicode_CompareWithASCIIString(transport, "TLS") == 0   ? 5061
+                : PyUnicode_CompareWithASCIIString(transport, "WS") == 0  ? 80
+                : PyUnicode_CompareWithASCIIString(transport, "WSS") == 0 ? 443
+                                                                          : 5060;
+        }
+        dest = v;
+    }
+    PyObject *bytes = PyBytes_FromStringAndSize(o.buf, o.len);
+    if (bytes != NULL) {
+        result = Py_BuildValue("(NOl)", bytes, host, dest);
+    }
+
+done:
+    PyMem_Free(buf);
+    Py_XDECREF(top);
+    Py_XDECREF(to_na);
+    return result;
+}
+
 PyDoc_STRVAR(peek_doc,
 "peek(data, /)\n--\n\n"
 "The routing fields of a SIP message as an 11-tuple in Peek order; ValueError when the\n"
@@ -1401,6 +1957,12 @@ PyDoc_STRVAR(configure_doc,
 "Hand over the types the typed parsers build (SipUri, NameAddr, Via, Params) and the\n"
 "shared empty Params; each module of sipfarm.sip gives its own when it is imported.");
 
+PyDoc_STRVAR(answer_options_doc,
+"answer_options(data, host, port, token, extra, /)\n--\n\n"
+"(response bytes, host, port) of sipfarm.stateless.StatelessCore.receive for an OPTIONS\n"
+"request in the common shape received from (host, port); None for anything else, which\n"
+"the Python core then answers.");
+
 static PyMethodDef speedups_methods[] = {
     {"peek", peek, METH_O, peek_doc},
     {"split_headers", (PyCFunction)(void (*)(void))split_headers, METH_FASTCALL,
@@ -1410,6 +1972,8 @@ static PyMethodDef speedups_methods[] = {
     {"parse_via", parse_via, METH_O, parse_via_doc},
     {"configure", (PyCFunction)(void (*)(void))configure, METH_VARARGS | METH_KEYWORDS,
      configure_doc},
+    {"answer_options", (PyCFunction)(void (*)(void))answer_options, METH_FASTCALL,
+     answer_options_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1417,6 +1981,7 @@ static int
 speedups_exec(PyObject *module)
 {
     State *st = PyModule_GetState(module);
+    crc_init();
     st->sip = PyUnicode_InternFromString("sip");
     st->sips = PyUnicode_InternFromString("sips");
     st->protocol = PyUnicode_InternFromString("SIP/2.0");
