@@ -11,10 +11,22 @@ from typing import NoReturn
 
 import uvloop
 
+from mail import names
+from mail.errors import (
+    AccountExists,
+    AccountStoreError,
+    BadName,
+    DomainExists,
+    NoSuchAccount,
+    NoSuchDomain,
+)
+from mail.store import AccountStore
+
 from . import __version__
 from .log import setup as setup_logging
 from .node import Member, MemberConfig
 
+EXIT_STORE = 1
 EXIT_USAGE = 2
 
 
@@ -36,6 +48,54 @@ def _address(text: str) -> tuple[str, int]:
     if not port.isdigit() or not 0 < int(port) < 65536:
         raise argparse.ArgumentTypeError(f"not a port: {port!r}")
     return host, int(port)
+
+
+def _domain(text: str) -> str:
+    try:
+        return names.domain_name(text)
+    except BadName as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _user_at_domain(text: str) -> tuple[str, str]:
+    try:
+        return names.address(text)
+    except BadName as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_data(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=Path("data"),
+        metavar="DIR",
+        help="storage directory (default ./data)",
+    )
+
+
+def _add_store_commands(sub: argparse._SubParsersAction[_Parser]) -> None:
+    d = sub.add_parser("domain", help="add, list and remove domains")
+    dsub = d.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    for action, text in (("add", "add a domain"), ("remove", "remove a domain and its accounts")):
+        a = dsub.add_parser(action, help=text)
+        a.add_argument("domain", type=_domain, metavar="DOMAIN")
+        _add_data(a)
+    _add_data(dsub.add_parser("list", help="list the domains"))
+
+    acc = sub.add_parser("account", help="add, list and remove accounts, set passwords")
+    asub = acc.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    for action, text in (("add", "add an account"), ("passwd", "set an account's password")):
+        x = asub.add_parser(action, help=text)
+        x.add_argument("address", type=_user_at_domain, metavar="USER@DOMAIN")
+        x.add_argument("--password", required=True, metavar="PW")
+        _add_data(x)
+    x = asub.add_parser("remove", help="remove an account")
+    x.add_argument("address", type=_user_at_domain, metavar="USER@DOMAIN")
+    _add_data(x)
+    x = asub.add_parser("list", help="list the accounts (of DOMAIN, or of every domain)")
+    x.add_argument("domain", type=_domain, nargs="?", metavar="DOMAIN")
+    _add_data(x)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="storage directory (default ./data)",
     )
     u.add_argument("--debug", action="store_true", help="log every packet")
+    _add_store_commands(sub)
     return p
 
 
@@ -89,6 +150,61 @@ def _run_member(host: str, port: int, data: Path | None, token: str | None, debu
     return 0
 
 
+def _run_store(args: argparse.Namespace) -> int:
+    """``domain`` and ``account``: one line (or the list) on stdout, one error line on stderr."""
+    store = AccountStore(args.data)
+    try:
+        for line in _store_action(store, args):
+            print(line)
+    except BadName as exc:
+        print(f"sipfarm: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (AccountStoreError, OSError) as exc:
+        print(f"sipfarm: {_describe(exc)}", file=sys.stderr)
+        return EXIT_STORE
+    return 0
+
+
+def _store_action(store: AccountStore, args: argparse.Namespace) -> list[str]:
+    what = (args.command, args.action)
+    if what == ("domain", "add"):
+        store.add_domain(args.domain)
+        return [f"domain {args.domain} added"]
+    if what == ("domain", "remove"):
+        store.remove_domain(args.domain)
+        return [f"domain {args.domain} removed"]
+    if what == ("domain", "list"):
+        return store.domains()
+    if what == ("account", "list"):
+        domains = [args.domain] if args.domain else store.domains()
+        return [f"{user}@{domain}" for domain in domains for user in store.accounts(domain)]
+    user, domain = args.address
+    if what == ("account", "add"):
+        store.add_account(user, domain, args.password)
+        return [f"account {user}@{domain} added"]
+    if what == ("account", "passwd"):
+        store.set_password(user, domain, args.password)
+        return [f"account {user}@{domain} password set"]
+    if what == ("account", "remove"):
+        store.remove_account(user, domain)
+        return [f"account {user}@{domain} removed"]
+    raise AssertionError(what)
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, DomainExists):
+        return f"domain {exc} already exists"
+    if isinstance(exc, NoSuchDomain):
+        return f"no such domain: {exc}"
+    if isinstance(exc, AccountExists):
+        return f"account {exc} already exists"
+    if isinstance(exc, NoSuchAccount):
+        return f"no such account: {exc}"
+    if isinstance(exc, OSError):
+        return f"{exc.filename or 'storage'}: {exc.strerror or exc}"
+    return str(exc)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "member":
@@ -99,6 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # member per core, it is a single member on the host's SIP port.
         host, port = args.sip
         return _run_member(host, port, args.data, None, args.debug)
+    if args.command in ("domain", "account"):
+        return _run_store(args)
     raise AssertionError(args.command)
 
 

@@ -31,6 +31,11 @@ CORE_GLOBS = (
     "sipfarm/transaction.py",
     "cluster/ring.py",
     "sipfarm/cluster/ring.py",
+    "mail/errors.py",
+    "mail/names.py",
+    "mail/layout.py",
+    "mail/settings.py",
+    "mail/api.py",
 )
 
 #: What a core may not import: I/O, clocks, OS, logging, event loops, and the edges.
