@@ -123,13 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help="SIP address (default 0.0.0.0:5060)",
     )
-    u.add_argument(
-        "--data",
-        type=Path,
-        default=Path("data"),
-        metavar="DIR",
-        help="storage directory (default ./data)",
-    )
+    _add_data(u)
     u.add_argument("--debug", action="store_true", help="log every packet")
     _add_store_commands(sub)
     return p

@@ -30,8 +30,6 @@ __all__ = ["Message", "Request", "Response", "parse"]
 
 SIP_VERSION = "SIP/2.0"
 
-_UNSET: Any = None
-
 
 @dataclass(slots=True, kw_only=True)
 class Message:

@@ -49,9 +49,6 @@ class Params(tuple[tuple[str, str | None], ...]):
         lname = name.lower()
         return any(k.lower() == lname for k, _ in self)
 
-    def names(self) -> list[str]:
-        return [k for k, _ in self]
-
     def set(self, name: str, value: str | None) -> Params:
         """A copy with ``name`` set to ``value`` (replacing in place, or appended)."""
         lname = name.lower()

@@ -120,10 +120,6 @@ class SipUri(NamedTuple):
     def hostport(self) -> str:
         return self.host if self.port is None else f"{self.host}:{self.port}"
 
-    def with_params(self, params: Params) -> SipUri:
-        """A copy with other parameters (serialised canonically)."""
-        return self._replace(params=params, raw="")
-
 
 class TelUri(NamedTuple):
     """``tel:`` URI (RFC 3966): a global (``+…``) or local number with parameters."""
