@@ -10,7 +10,7 @@ from typing import NamedTuple, Protocol
 
 from .sip.errors import SipError
 
-__all__ = ["Action", "Drop", "MessageHandler", "SendResponse", "Source"]
+__all__ = ["Action", "Drop", "MessageHandler", "Send", "SendResponse", "Source"]
 
 
 class Source(NamedTuple):
@@ -38,13 +38,31 @@ class Drop(NamedTuple):
 Action = SendResponse | Drop
 
 
-class MessageHandler(Protocol):
-    """The core an edge feeds (a port, STYLE.md §6): one whole message in, one action out."""
+class Send(NamedTuple):
+    """Send ``data`` over ``transport`` to ``address``.
 
-    def receive(self, data: bytes, source: Source) -> Action:
+    On UDP a datagram; on TCP the connection with that peer, opened when there
+    is none.  ``ref`` is what the core wants back through ``transport_failed``
+    when the edge cannot send it (a transaction); None for fire-and-forget sends.
+    """
+
+    data: bytes
+    transport: str
+    address: tuple[str, int]
+    ref: object = None
+
+
+class MessageHandler(Protocol):
+    """The core an edge feeds (a port, STYLE.md §6): one whole message in, what to send out.
+
+    A :class:`Drop` says nothing goes out and why (the edge logs garbage); else
+    the list of :class:`Send` (possibly empty) is what to send.
+    """
+
+    def receive(self, data: bytes, source: Source, now: float) -> list[Send] | Drop:
         """A whole message (a datagram, or what the stream framer cut out)."""
         ...
 
-    def refuse(self, data: bytes, error: SipError, source: Source) -> Action:
+    def refuse(self, data: bytes, error: SipError, source: Source) -> list[Send] | Drop:
         """Bytes the edge itself found broken (too large, out of step): answer or drop."""
         ...

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import ipaddress
 import sys
 from collections.abc import Sequence
@@ -48,6 +49,28 @@ def _address(text: str) -> tuple[str, int]:
     if not port.isdigit() or not 0 < int(port) < 65536:
         raise argparse.ArgumentTypeError(f"not a port: {port!r}")
     return host, int(port)
+
+
+def _token(text: str) -> str:
+    if not text or not text.isalnum() or len(text) > 16:
+        raise argparse.ArgumentTypeError(f"a token is 1-16 letters and digits: {text!r}")
+    return text.lower()
+
+
+def _prefix(text: str) -> str:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an address or prefix: {text!r}") from None
+    return text
+
+
+def _algorithms(text: str) -> tuple[str, ...]:
+    algs = tuple(a.strip().upper() for a in text.split(",") if a.strip())
+    bad = [a for a in algs if a not in ("MD5", "SHA-256")]
+    if not algs or bad:
+        raise argparse.ArgumentTypeError(f"digest algorithms are MD5 and SHA-256: {text!r}")
+    return algs
 
 
 def _domain(text: str) -> str:
@@ -112,7 +135,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="UDP and TCP address to serve SIP on",
     )
     m.add_argument("--data", type=Path, metavar="DIR", help="storage directory")
-    m.add_argument("--token", help="member token (default: random)")
+    m.add_argument("--token", type=_token, help="member token (default: random)")
+    m.add_argument(
+        "--trusted",
+        action="append",
+        default=[],
+        type=_prefix,
+        metavar="PREFIX",
+        help="address or prefix whose requests are not challenged (repeatable)",
+    )
+    m.add_argument(
+        "--digest-algorithms",
+        type=_algorithms,
+        default=("MD5", "SHA-256"),
+        metavar="LIST",
+        help="digest challenges offered, in order (default MD5,SHA-256)",
+    )
     m.add_argument("--debug", action="store_true", help="log every packet")
 
     u = sub.add_parser("up", help="start the one-host farm on the embedded default")
@@ -129,15 +167,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _run_member(host: str, port: int, data: Path | None, token: str | None, debug: bool) -> int:
+def _run_member(config: MemberConfig, debug: bool) -> int:
     setup_logging(debug)
-    config = MemberConfig(host=host, port=port, data=data)
-    if token:
-        config = MemberConfig(host=host, port=port, data=data, token=token)
-    if data is not None:
-        data.mkdir(parents=True, exist_ok=True)
+    host, port = config.host, config.port
     try:
-        uvloop.run(Member(config).run())
+        if config.data is not None:
+            config.data.mkdir(parents=True, exist_ok=True)
+        member = Member(config)
+    except OSError as exc:
+        print(f"sipfarm: {_describe(exc)}", file=sys.stderr)
+        return EXIT_STORE
+    try:
+        uvloop.run(member.run())
     except OSError as exc:
         print(f"sipfarm: cannot serve on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -203,12 +244,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "member":
         host, port = args.sip
-        return _run_member(host, port, args.data, args.token, args.debug)
+        config = MemberConfig(
+            host=host,
+            port=port,
+            data=args.data,
+            trusted=tuple(args.trusted),
+            digest_algorithms=args.digest_algorithms,
+        )
+        if args.token:
+            config = dataclasses.replace(config, token=args.token)
+        return _run_member(config, args.debug)
     if args.command == "up":
         # The one-host embedded default.  Until the farm issue brings etcd and one
         # member per core, it is a single member on the host's SIP port.
         host, port = args.sip
-        return _run_member(host, port, args.data, None, args.debug)
+        return _run_member(MemberConfig(host=host, port=port, data=args.data), args.debug)
     if args.command in ("domain", "account"):
         return _run_store(args)
     raise AssertionError(args.command)

@@ -1,22 +1,42 @@
-"""A member process: the cores behind their asyncio edges (DESIGN.md "Layers").
+"""A member process: the SIP core behind its asyncio edges (DESIGN.md "Layers").
 
-For now a member is its stateless core behind UDP and TCP on one address; the
-farm router, transactions, registrar and proxy join it in later issues.
+A member is its :class:`~sipfarm.core.SipCore` behind UDP and TCP on one
+address, with the account store of its data directory read through a
+:class:`~mail.directory.Directory` and the registrar's bindings in memory.
+The farm router, etcd membership and account ownership join it in the farm
+issue.
+
+Timers: one loop timer runs the core's timer heap every ``tick`` seconds
+(10 ms), rather than one loop timer per transaction timer; bindings are
+expired once a second, a bounded number at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import gc
 import logging
+import os
 import secrets
 import signal
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .stateless import StatelessConfig, StatelessCore
+from mail.api import AccountRecord
+from mail.directory import Directory
+from mail.store import AccountStore
+
+from .actions import Send
+from .core import CoreConfig, SipCore
+from .registrar import MemoryLocation
 from .transport import TcpServer, TransportConfig, UdpServer, bind_udp
 
 logger = logging.getLogger(__name__)
+
+#: The farm-wide nonce secret lives beside the shared storage (DESIGN.md "Account store").
+SECRET_FILE = "farm.secret"
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,8 +47,48 @@ class MemberConfig:
     port: int
     data: Path | None = None
     token: str = field(default_factory=lambda: secrets.token_hex(3))
+    trusted: tuple[str, ...] = ()
+    advertise: tuple[str, int] | None = None  # the address in Via / Record-Route
+    digest_algorithms: tuple[str, ...] = ("MD5", "SHA-256")
     transport: TransportConfig = field(default_factory=TransportConfig)
     stats_interval: float = 60.0
+    tick: float = 0.01
+
+
+class _NoAccounts:
+    """The directory of a member started without a data directory: serves no domain."""
+
+    def has_domain(self, domain: str) -> bool:
+        return False
+
+    def account(self, user: str, domain: str) -> AccountRecord | None:
+        return None
+
+
+def farm_secret(data: Path | None) -> bytes:
+    """The nonce secret every member of the farm shares: ``<data>/farm.secret``, made once."""
+    if data is None:
+        return secrets.token_bytes(32)
+    path = data / SECRET_FILE
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    data.mkdir(parents=True, exist_ok=True)
+    temp = data / f".{SECRET_FILE}.{secrets.token_hex(4)}"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, secrets.token_bytes(32))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:  # link fails when another member made it first: then both use that one
+        os.link(temp, path)
+    except FileExistsError:
+        pass
+    finally:
+        temp.unlink()
+    return path.read_bytes()
 
 
 class Member:
@@ -36,10 +96,65 @@ class Member:
 
     def __init__(self, config: MemberConfig):
         self.config = config
-        self.core = StatelessCore(StatelessConfig(token=config.token))
+        if config.data is not None:
+            directory: Directory | _NoAccounts = Directory(AccountStore(config.data))
+        else:
+            directory = _NoAccounts()
+        self.core = SipCore(
+            CoreConfig(
+                token=config.token,
+                advertise=config.advertise or (config.host, config.port),
+                secret=farm_secret(config.data),
+                addresses=(f"{config.host}:{config.port}",),
+                trusted=config.trusted,
+                digest_algorithms=config.digest_algorithms,
+            ),
+            directory,
+            MemoryLocation(),
+        )
         self.counters: dict[str, int] = {}
         self._udp: asyncio.DatagramTransport | None = None
-        self._tcp = TcpServer(self.core, config.transport, self.counters)
+        self._udp_server: UdpServer | None = None
+        self._tcp = TcpServer(self.core, config.transport, self.counters, self.dispatch)
+        self._ticker: asyncio.TimerHandle | None = None
+        self._next_expiry = 0.0
+
+    # -- sending: the one place where the core's Send values meet sockets ---------------
+
+    def dispatch(self, sends: list[Send]) -> None:
+        udp = self._udp_server
+        for send in sends:
+            if send.transport == "UDP" and udp is not None:
+                udp.send(send.data, send.address)
+            elif send.transport == "TCP":
+                self._tcp.send(send.data, send.address, functools.partial(self._failed, send))
+            else:
+                self._failed(send)
+
+    def _failed(self, send: Send) -> None:
+        self.counters["send_failed"] = self.counters.get("send_failed", 0) + 1
+        if send.ref is not None:
+            out = self.core.transport_failed(send.ref, time.time())
+            if out:
+                self.dispatch(out)
+
+    def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._ticker = loop.call_later(self.config.tick, self._tick)
+        now = time.time()
+        try:
+            deadline = self.core.next_deadline()
+            if deadline is not None and deadline <= now:
+                out = self.core.advance(now)
+                if out:
+                    self.dispatch(out)
+            if now >= self._next_expiry:
+                self._next_expiry = now + 1.0
+                self.core.expire(now)
+        except Exception:
+            logger.exception("timer processing failed")
+
+    # -- life cycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
         """Bind UDP and TCP on the configured address; raises OSError when it cannot."""
@@ -53,24 +168,33 @@ class Member:
             await self._tcp.stop()
             raise
         try:
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda: UdpServer(self.core, cfg.transport, self.counters, sock), sock=sock
+            transport, protocol = await loop.create_datagram_endpoint(
+                lambda: UdpServer(self.core, cfg.transport, self.counters, sock, self.dispatch),
+                sock=sock,
             )
         except BaseException:
             sock.close()
             await self._tcp.stop()
             raise
         self._udp = transport
+        self._udp_server = protocol
+        # The objects made so far live as long as the process: keep them out of the
+        # collector's way; per-packet garbage is acyclic and freed by reference counts.
+        gc.freeze()
+        gc.set_threshold(50_000, 50, 100)
+        self._tick()
         logger.info("member %s listening on udp+tcp %s:%d", cfg.token, cfg.host, cfg.port)
 
     async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
         if self._udp is not None:
             self._udp.close()
         await self._tcp.stop()
         logger.info("member %s stopped; counters %s", self.config.token, self.stats())
 
     def stats(self) -> dict[str, int]:
-        out = dict(self.core.counters)
+        out = self.core.stats()
         out.update(self.counters)
         return out
 

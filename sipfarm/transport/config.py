@@ -18,6 +18,8 @@ class TransportConfig:
     - ``idle_timeout``: seconds a TCP connection may stay silent before it is closed.
     - ``garbage_budget``: broken messages a TCP connection may send (each answered
       400 when it can be) before it is closed.
+    - ``connect_timeout``: seconds an outgoing TCP connect may take before the
+      request it carries fails with a transport error (RFC 3261 §17.1.4).
     """
 
     max_message_size: int = 65535
@@ -26,3 +28,4 @@ class TransportConfig:
     idle_timeout: float = 300.0
     garbage_budget: int = 8
     receive_buffer: int = 4 * 1024 * 1024
+    connect_timeout: float = 5.0

@@ -1,4 +1,11 @@
-"""TCP: a stream framed by Content-Length (RFC 3261 §18.3); answers go back on the connection."""
+"""TCP: a stream framed by Content-Length (RFC 3261 §18.3).
+
+Connections are kept by peer address: a response goes back on the connection
+its request came in on (§18.2.2), a request to a contact registered over TCP
+reuses the contact's connection (RFC 5626 §5.3), and a request to a TCP peer
+with no connection opens one (§18.1.1); a failed connect is reported back so
+that the transaction ends with a transport error (§17.1.4).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +14,9 @@ import contextlib
 import logging
 import socket
 import time
+from collections.abc import Callable
 
-from ..actions import Drop, MessageHandler, SendResponse, Source
+from ..actions import Drop, MessageHandler, Send, Source
 from ..sip.errors import SipError
 from ..sip.framer import StreamFramer
 from .config import TransportConfig
@@ -20,12 +28,21 @@ logger = logging.getLogger(__name__)
 class TcpServer:
     """Accepts connections and runs one :class:`TcpConnection` each; enforces the limits."""
 
-    def __init__(self, handler: MessageHandler, config: TransportConfig, counters: dict[str, int]):
+    def __init__(
+        self,
+        handler: MessageHandler,
+        config: TransportConfig,
+        counters: dict[str, int],
+        dispatch: Callable[[list[Send]], None],
+    ):
         self.handler = handler
         self.config = config
         self.counters = counters
+        self.dispatch = dispatch
         self.per_source: dict[str, int] = {}
         self.connections: set[TcpConnection] = set()
+        self.by_peer: dict[tuple[str, int], TcpConnection] = {}
+        self._connecting: dict[tuple[str, int], list[tuple[bytes, Callable[[], None]]]] = {}
         self.drops = RateLimitedLog(logger)
         self._server: asyncio.AbstractServer | None = None
         self._sweeper: asyncio.TimerHandle | None = None
@@ -57,6 +74,42 @@ class TcpServer:
         loop = asyncio.get_running_loop()
         self._sweeper = loop.call_later(min(self.config.idle_timeout, 5.0), self._sweep)
 
+    def send(self, data: bytes, address: tuple[str, int], failed: Callable[[], None]) -> None:
+        """Write ``data`` on the connection with ``address``; connect first when there is none.
+
+        ``failed`` is called (later) when the connection cannot be made.
+        """
+        conn = self.by_peer.get(address)
+        if conn is not None and conn.transport is not None and not conn.transport.is_closing():
+            conn.write(data)
+            return
+        waiting = self._connecting.get(address)
+        if waiting is not None:
+            waiting.append((data, failed))
+            return
+        self._connecting[address] = [(data, failed)]
+        asyncio.get_running_loop().create_task(self._connect(address))
+
+    async def _connect(self, address: tuple[str, int]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.wait_for(
+                loop.create_connection(lambda: TcpConnection(self), address[0], address[1]),
+                timeout=self.config.connect_timeout,
+            )
+        except (OSError, TimeoutError) as exc:
+            self.count("tcp_connect_failed")
+            self.drops.warning("tcp connect to %s:%d failed: %s", address[0], address[1], exc)
+            for _, failed in self._connecting.pop(address, []):
+                failed()
+            return
+        conn = self.by_peer.get(address)
+        for data, failed in self._connecting.pop(address, []):
+            if conn is None:
+                failed()
+            else:
+                conn.write(data)
+
     async def stop(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
@@ -84,6 +137,7 @@ class TcpConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer = (peer[0], peer[1])
         srv = self.server
+        srv.by_peer[self.peer] = self
         n = srv.per_source.get(self.peer[0], 0) + 1
         srv.per_source[self.peer[0]] = n
         srv.connections.add(self)
@@ -105,6 +159,8 @@ class TcpConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         srv = self.server
+        if srv.by_peer.get(self.peer) is self:
+            del srv.by_peer[self.peer]
         if self in srv.connections:
             srv.connections.discard(self)
             left = srv.per_source.get(self.peer[0], 1) - 1
@@ -134,9 +190,10 @@ class TcpConnection(asyncio.Protocol):
                 # The stream is out of step: answer the message that broke it if its
                 # head survives (RFC 3261 §18.3), then close.
                 srv.count("tcp_framing_errors")
-                action = srv.handler.refuse(self.framer.broken_head, exc, source)
-                if type(action) is SendResponse:
-                    self._write(action.data)
+                outcome = srv.handler.refuse(self.framer.broken_head, exc, source)
+                if type(outcome) is list:
+                    for send in outcome:
+                        self.write(send.data)
                 srv.drops.warning(
                     "tcp %s:%d framing error (%s), closing", self.peer[0], self.peer[1], exc.reason
                 )
@@ -145,12 +202,13 @@ class TcpConnection(asyncio.Protocol):
             for message in messages:
                 if logger.isEnabledFor(logging.DEBUG):
                     logger.debug("< tcp %s:%d %r", self.peer[0], self.peer[1], message)
-                action = srv.handler.receive(message, source)
-                if type(action) is SendResponse:
-                    self._write(action.data)
-                    if action.data[8:11] == b"400":
-                        self._spend_garbage()
-                elif isinstance(action, Drop) and action.reason == "garbage":
+                outcome = srv.handler.receive(message, source, time.time())
+                if type(outcome) is list:
+                    if outcome:
+                        srv.dispatch(outcome)
+                        if outcome[0].data[8:11] == b"400" and outcome[0].address == self.peer:
+                            self._spend_garbage()
+                elif isinstance(outcome, Drop) and outcome.reason == "garbage":
                     self._spend_garbage()
                 if transport.is_closing():
                     return
@@ -159,10 +217,11 @@ class TcpConnection(asyncio.Protocol):
             logger.exception("tcp %s:%d failed on %r", self.peer[0], self.peer[1], data[:200])
             self.close("internal error")
 
-    def _write(self, data: bytes) -> None:
+    def write(self, data: bytes) -> None:
         assert self.transport is not None
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("> tcp %s:%d %r", self.peer[0], self.peer[1], data)
+        self.last_activity = time.monotonic()
         self.transport.write(data)
 
     def _spend_garbage(self) -> None:

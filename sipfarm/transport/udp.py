@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import logging
 import socket
+import time
+from collections.abc import Callable
 
-from ..actions import Drop, MessageHandler, SendResponse, Source
+from ..actions import Drop, MessageHandler, Send, Source
 from ..sip.errors import MessageTooLarge
 from .config import TransportConfig
 from .ratelimit import RateLimitedLog
@@ -33,12 +35,13 @@ def bind_udp(host: str, port: int, config: TransportConfig) -> socket.socket:
 
 
 class UdpServer(asyncio.DatagramProtocol):
-    """Feeds each datagram to ``receive`` and sends what it answers; one catch-all per datagram.
+    """Feeds each datagram to ``handler`` and passes what it returns to ``dispatch``.
 
-    Answers go out with a direct ``sendto`` on ``sock`` (the bound socket the
-    loop reads): uvloop's ``DatagramTransport.sendto`` converts the address on
-    every call, which cost a fifth of the CPU of a stateless answer (py-spy
-    under SIPp load).  When the socket buffer is full the transport queues.
+    One catch-all per datagram.  :meth:`send` is the UDP side of the member's
+    sender: a direct ``sendto`` on ``sock`` (the bound socket the loop reads):
+    uvloop's ``DatagramTransport.sendto`` converts the address on every call,
+    which cost a fifth of the CPU of a stateless answer (py-spy under SIPp
+    load).  When the socket buffer is full the transport queues.
     """
 
     def __init__(
@@ -47,10 +50,12 @@ class UdpServer(asyncio.DatagramProtocol):
         config: TransportConfig,
         counters: dict[str, int],
         sock: socket.socket,
+        dispatch: Callable[[list[Send]], None],
     ):
         self._sendto = sock.sendto
         self._receive = handler.receive
         self._refuse = handler.refuse
+        self._dispatch = dispatch
         self._config = config
         self._counters = counters
         self._transport: asyncio.DatagramTransport | None = None
@@ -70,21 +75,18 @@ class UdpServer(asyncio.DatagramProtocol):
             source = Source("UDP", addr[0], addr[1])
             if len(data) > self._config.max_message_size:
                 self._counters["udp_too_large"] = self._counters.get("udp_too_large", 0) + 1
-                action = self._refuse(data, MessageTooLarge(), source)
+                outcome = self._refuse(data, MessageTooLarge(), source)
             else:
-                action = self._receive(data, source)
-            if type(action) is SendResponse:
-                if self._debug:
-                    logger.debug(
-                        "> udp %s:%d %r", action.address[0], action.address[1], action.data
-                    )
-                self.send(action.data, action.address)
-            elif isinstance(action, Drop) and action.reason == "garbage":
+                outcome = self._receive(data, source, time.time())
+            if type(outcome) is list:
+                if outcome:
+                    self._dispatch(outcome)
+            elif isinstance(outcome, Drop) and outcome.reason == "garbage":
                 self._drops.warning(
                     "udp garbage from %s:%d dropped (%s): %r",
                     addr[0],
                     addr[1],
-                    action.detail,
+                    outcome.detail,
                     data[:120],
                 )
         except Exception:
@@ -93,6 +95,8 @@ class UdpServer(asyncio.DatagramProtocol):
 
     def send(self, data: bytes, address: tuple[str, int]) -> None:
         """Send one datagram now, or queue it on the transport when the socket is full."""
+        if self._debug:
+            logger.debug("> udp %s:%d %r", address[0], address[1], data)
         try:
             self._sendto(data, address)
         except (BlockingIOError, InterruptedError):
@@ -103,5 +107,5 @@ class UdpServer(asyncio.DatagramProtocol):
             self._drops.warning("udp send to %s:%d failed: %s", address[0], address[1], exc)
 
     def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable and friends: the peer is gone; nothing to do statelessly.
+        # ICMP port unreachable and friends: the peer is gone; the transactions time out.
         logger.debug("udp error: %s", exc)

@@ -1,0 +1,77 @@
+"""What the SIP side asks of the account store, cached: served domains and account records.
+
+`Directory` is the read side the registrar, the authenticator and the proxy use
+on every request, so it answers from memory: an account is read from the
+store the first time it is asked for and kept for ``ttl`` seconds (a missing
+one too, so that a flood of REGISTERs for unknown users does not become a
+flood of file reads).  A password changed with ``sipfarm account passwd`` is
+therefore seen within ``ttl``.  The next issue (account ownership) replaces
+this with the owner's in-memory account.
+
+Reads of the store are file reads on the event loop: one per account per
+``ttl``.  The cache is bounded; when full it is emptied (cheap, and the
+working set of a member refills it within one registration interval).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from .api import AccountRecord, Accounts
+from .errors import AccountStoreError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Directory"]
+
+
+class Directory:
+    """Domains and accounts of an `Accounts` store, read through a bounded TTL cache."""
+
+    def __init__(
+        self,
+        store: Accounts,
+        *,
+        ttl: float = 30.0,
+        max_entries: int = 1_000_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._clock = clock
+        self._domains: frozenset[str] = frozenset()
+        self._domains_at = -float("inf")
+        self._accounts: dict[tuple[str, str], tuple[AccountRecord | None, float]] = {}
+
+    def domains(self) -> frozenset[str]:
+        now = self._clock()
+        if now - self._domains_at > self.ttl:
+            self._domains = frozenset(self.store.domains())
+            self._domains_at = now
+        return self._domains
+
+    def has_domain(self, domain: str) -> bool:
+        return domain.lower() in self.domains()
+
+    def account(self, user: str, domain: str) -> AccountRecord | None:
+        """The account ``user@domain``, or None when there is none (or the name is bad)."""
+        k = (user, domain)
+        hit = self._accounts.get(k)
+        now = self._clock()
+        if hit is not None and now - hit[1] <= self.ttl:
+            return hit[0]
+        try:
+            record = self.store.get(user, domain.lower())
+        except AccountStoreError as exc:  # a bad name: no such account
+            logger.debug("account %s@%s: %s", user, domain, exc)
+            record = None
+        except (OSError, ValueError) as exc:  # unreadable or corrupt: refuse, say so
+            logger.warning("account %s@%s unreadable: %s", user, domain, exc)
+            record = None
+        if len(self._accounts) >= self.max_entries:
+            self._accounts.clear()
+        self._accounts[k] = (record, now)
+        return record

@@ -1,0 +1,407 @@
+"""A member's SIP core: what a request meets, in order, and who serves it (sans-IO).
+
+Bytes and their source in, :class:`~sipfarm.actions.Send` values out (STYLE.md
+§1); ``now`` is wall-clock seconds, because nonces and binding expiries are
+shared with other members of the farm through messages and storage.
+
+The order every message meets (Kamailio's default routing script does the same
+steps in the same order):
+
+1. Bytes that do not parse: answered when enough of them survives, else
+   dropped and counted (:class:`~sipfarm.stateless.StatelessCore`).
+2. A response goes to its client transaction; a 2xx of ours whose transaction
+   has ended is forwarded statelessly (§16.7 step 5, §16.11); others are dropped.
+3. A request matching a server transaction (a retransmission, the ACK of a
+   non-2xx) goes to it.  A CANCEL goes to the INVITE it cancels (§9.2, §16.10).
+4. The checks of every request: 416, 420, 483 (``validate_request``).
+5. REGISTER: domain (403), account (404), digest (401 / 403), then the registrar.
+   OPTIONS to the member itself: 200 with its capabilities (§11).
+6. Anything else is proxied (§16): a call from a local user is challenged
+   (407) unless its source is trusted; a target outside the served domains
+   needs a trusted or authenticated sender (403, no open relay).
+
+Early answers (401, 403, 404, 407, 480 …) are stateless, with the To-tag a
+function of the request, so a retransmission gets the same answer (§8.2.7).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from mail.api import AccountRecord
+
+from .actions import Drop, Send, SendResponse, Source
+from .auth import DigestAuth, TrustedSources, Verdict
+from .proxy.proxy import Proxy, ProxyConfig, Reject, Target
+from .proxy.routing import Hop, Self, is_our_branch, next_hop
+from .registrar import Location, Registrar, RegistrarConfig, aor_of
+from .sip import Request, Response, SipError, make_response, parse, validate_request
+from .sip.nameaddr import parse_nameaddr
+from .sip.uri import SipUri, parse_uri
+from .sip.via import response_address
+from .stateless import StatelessConfig, StatelessCore
+from .transaction.key import cancel_target_key
+from .transaction.layer import ClientEntry, ServerEntry, TransactionLayer
+from .transaction.timers import TimerConfig
+
+try:  # the C answer of the common OPTIONS (sipfarm.sip._speedups)
+    from .sip._speedups import answer_options as _answer_options  # type: ignore[import-not-found]
+except ImportError:  # built without a C compiler
+    _answer_options = None
+
+__all__ = ["CoreConfig", "Directory", "Outcome", "SipCore"]
+
+Outcome = list[Send] | Drop
+
+#: Methods a member serves itself or proxies; what Allow says (§20.5).
+ALLOW = (
+    "INVITE",
+    "ACK",
+    "CANCEL",
+    "BYE",
+    "OPTIONS",
+    "REGISTER",
+    "PRACK",
+    "UPDATE",
+    "INFO",
+    "MESSAGE",
+    "SUBSCRIBE",
+    "NOTIFY",
+    "REFER",
+    "PUBLISH",
+)
+
+#: Out-of-dialog requests from local users that are challenged (407) when proxied.
+CHALLENGED = frozenset({"INVITE", "MESSAGE", "SUBSCRIBE", "REFER", "PUBLISH", "OPTIONS", "INFO"})
+
+
+class Directory(Protocol):
+    """The account store as the SIP core reads it (`mail.directory.Directory`)."""
+
+    def has_domain(self, domain: str) -> bool: ...
+
+    def account(self, user: str, domain: str) -> AccountRecord | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CoreConfig:
+    """Everything the SIP core is built from (validated by the CLI)."""
+
+    token: str
+    advertise: tuple[str, int]  # the address in our Via and Record-Route
+    secret: bytes  # the farm-wide nonce secret
+    addresses: tuple[str, ...] = ()  # more host:port strings that are us
+    trusted: tuple[str, ...] = ()
+    digest_algorithms: tuple[str, ...] = ("MD5", "SHA-256")
+    registrar: RegistrarConfig = field(default_factory=RegistrarConfig)
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    timers: TimerConfig = field(default_factory=TimerConfig)
+
+
+class _Locator:
+    """§16.5 for served domains: the registrar's bindings as proxy targets."""
+
+    def __init__(self, directory: Directory, location: Location) -> None:
+        self.directory = directory
+        self.location = location
+
+    def is_local(self, uri: SipUri) -> bool:
+        return self.directory.has_domain(uri.host)
+
+    def locate(self, uri: SipUri, now: float) -> list[Target] | Reject:
+        user = uri.user
+        domain = uri.host.lower()
+        if not user or self.directory.account(user, domain) is None:
+            return Reject(404)
+        targets = []
+        for b in self.location.lookup(aor_of(uri), now):
+            try:
+                contact = parse_uri(b.contact)
+            except SipError:
+                continue
+            src = b.source
+            flow = src.transport != "UDP" or b.reg_id is not None
+            hop: Hop | None
+            if b.path:
+                hop = next_hop(parse_nameaddr(b.path[0]).uri)
+            elif flow:
+                hop = Hop(src.transport, src.host, src.port)
+            else:
+                hop = next_hop(contact)
+            if hop is not None:
+                targets.append(Target(contact, hop, b.path, flow and not b.path))
+        return targets or Reject(480)
+
+
+class SipCore:
+    """One member's SIP behaviour; the edges feed it and send what it returns."""
+
+    def __init__(self, config: CoreConfig, directory: Directory, location: Location) -> None:
+        self.config = config
+        self.directory = directory
+        self.location = location
+        self.counters: Counter[str] = Counter()
+        self.stateless = StatelessCore(
+            StatelessConfig(token=config.token, allow=ALLOW, supported=("path", "outbound"))
+        )
+        self.me = Self(config.token, config.advertise, set(config.addresses))
+        self.layer = TransactionLayer(config.timers)
+        self.proxy = Proxy(self.me, self.layer, _Locator(directory, location), config.proxy)
+        self.registrar = Registrar(location, config.registrar)
+        self.auth = DigestAuth(config.secret, algorithms=config.digest_algorithms)
+        self.trusted = TrustedSources(list(config.trusted))
+        self._own = {a.encode() for a in self.me.addresses}
+        host, port = config.advertise
+        if port == 5060:
+            self._own.add(host.encode())
+
+    # -- the edges' entry points ------------------------------------------------------
+
+    def receive(self, data: bytes, source: Source, now: float) -> Outcome:
+        """One whole message (a datagram, or what the stream framer cut out)."""
+        if _answer_options is not None and data.startswith(b"OPTIONS sip:") and self._to_me(data):
+            answer = _answer_options(
+                data, source.host, source.port, self.config.token, self.stateless._options_extra
+            )
+            if answer is not None:
+                self.stateless.counters["options"] += 1
+                address = (answer[1], answer[2]) if source.transport == "UDP" else source[1:]
+                return [Send(answer[0], source.transport, address)]
+        try:
+            msg = parse(data)
+        except SipError as exc:
+            return self.refuse(data, exc, source)
+        out: list[Send] = []
+        self.layer.out = out
+        if isinstance(msg, Response):
+            self._response(msg, source, now)
+            return out
+        request = msg.with_received(source.host, source.port)
+        method = request.method
+        try:
+            if method == "ACK":
+                self._ack(request, source, now)
+            elif method == "CANCEL":
+                self._cancel(request, source, now)
+            else:
+                entry = self.layer.match_server(request)
+                if entry is not None:
+                    self.layer.received_request(entry, request, now)
+                    return out
+                validate_request(request, ("path", "outbound"))
+                if method == "REGISTER":
+                    self._register(request, source, now)
+                elif method == "OPTIONS" and self._for_me(request):
+                    self._stateless(self.stateless.receive(data, source), source)
+                else:
+                    self._proxy(request, source, now)
+        except SipError as exc:
+            self.counters[f"answered_{exc.status}"] += 1
+            self._answer(request, source, exc.status, exc.reason, exc.headers)
+        return out
+
+    def refuse(self, data: bytes, error: SipError, source: Source) -> Outcome:
+        """Bytes found broken (by the parser or the edge): answered when possible."""
+        action = self.stateless.refuse(data, error, source)
+        if isinstance(action, Drop):
+            return action
+        return [self._send_response(action, source)]
+
+    def advance(self, now: float) -> list[Send]:
+        """Fire the timers due by ``now``."""
+        out: list[Send] = []
+        self.layer.out = out
+        self.layer.advance(now)
+        return out
+
+    def next_deadline(self) -> float | None:
+        return self.layer.next_deadline()
+
+    def transport_failed(self, ref: object, now: float) -> list[Send]:
+        """The edge could not send a :class:`Send` whose ``ref`` was a transaction."""
+        out: list[Send] = []
+        self.layer.out = out
+        if isinstance(ref, ServerEntry | ClientEntry):
+            self.layer.transport_failed(ref, now)
+        return out
+
+    def expire(self, now: float, budget: int = 10_000) -> int:
+        """Remove bindings that ran out (the edge calls this every second)."""
+        return self.location.expire(now, budget)
+
+    def stats(self) -> dict[str, int]:
+        out = dict(self.stateless.counters)
+        out.update(self.counters)
+        out.update(self.proxy.counters)
+        out["transactions"] = len(self.layer)
+        out["bindings"] = len(self.location)
+        return out
+
+    # -- the steps ----------------------------------------------------------------------
+
+    def _to_me(self, data: bytes) -> bool:
+        """Whether an OPTIONS Request-URI names this member (host:port), read off the bytes."""
+        end = data.find(b" ", 12)
+        hostpart = data[12:end]
+        hostpart = hostpart[hostpart.rfind(b"@") + 1 :]
+        semi = hostpart.find(b";")
+        if semi >= 0:
+            hostpart = hostpart[:semi]
+        return hostpart.lower() in self._own
+
+    def _for_me(self, request: Request) -> bool:
+        uri = request.uri
+        return (
+            isinstance(uri, SipUri)
+            and self.me.is_me(uri)
+            and not [r for r in request.route if not self.me.is_me(r.uri)]
+        )
+
+    def _response(self, response: Response, source: Source, now: float) -> None:
+        entry = self.layer.match_client(response)
+        if entry is not None:
+            self.layer.received_response(entry, response, now)
+            return
+        vias = response.via
+        if 200 <= response.status < 300 and len(vias) > 1 and is_our_branch(vias[0], self.me):
+            # §16.7 step 5 / §16.11: a 2xx retransmission after our transaction ended
+            from .proxy.routing import strip_top_via
+
+            nxt = vias[1]
+            address = response_address(nxt, (nxt.received or nxt.host, nxt.port or 5060))
+            self.layer.out.append(Send(bytes(strip_top_via(response)), nxt.transport, address))
+            self.counters["2xx_forwarded_stateless"] += 1
+            return
+        self.counters["stray_response"] += 1
+
+    def _ack(self, ack: Request, source: Source, now: float) -> None:
+        entry = self.layer.match_server(ack)
+        if entry is not None:
+            self.layer.received_request(entry, ack, now)  # the ACK of a non-2xx: absorbed
+            return
+        if ack.to.tag is not None and ack.to.tag.startswith(self.config.token + "-"):
+            self.counters["ack_absorbed"] += 1  # the ACK of one of our stateless answers
+            return
+        reject = self.proxy.process(ack, source, now, may_relay=source.host in self.trusted)
+        if reject is not None:
+            self.counters["ack_absorbed"] += 1
+
+    def _cancel(self, cancel: Request, source: Source, now: float) -> None:
+        layer = self.layer
+        own = layer.match_server(cancel)
+        if own is not None:  # a retransmission of a CANCEL we answered
+            layer.received_request(own, cancel, now)
+            return
+        invite = layer.servers.get(cancel_target_key(cancel))
+        if invite is None:
+            self.counters["answered_481"] += 1
+            self._answer(cancel, source, 481, None, ())
+            return
+        self.proxy.cancel(invite, cancel, source, now)
+
+    def _register(self, request: Request, source: Source, now: float) -> None:
+        """RFC 3261 §10.3 steps 1-5 here; steps 6-8 are the registrar's."""
+        to = request.to.uri
+        if not isinstance(to, SipUri) or not to.user:
+            self._answer(request, source, 400, "To is not a SIP AOR", ())
+            return
+        domain = to.host.lower()
+        uri = request.uri
+        if not self.directory.has_domain(domain) or not (
+            isinstance(uri, SipUri) and (uri.host.lower() == domain or self.me.is_me(uri))
+        ):
+            self._answer(request, source, 403, "Domain Not Served", ())
+            return
+        account = self.directory.account(to.user, domain)
+        if account is None:
+            self._answer(request, source, 404, None, ())
+            return
+        if source.host not in self.trusted and not self._authenticated(
+            request, source, account, now, proxy=False
+        ):
+            return
+        response = self.registrar.register(
+            request, aor_of(to), source, now, to_tag=self.stateless.to_tag(request)
+        )
+        self.counters[f"register_{response.status}"] += 1
+        self.layer.out.append(self._to_source(bytes(response), request, source))
+
+    def _authenticated(
+        self, request: Request, source: Source, account: AccountRecord, now: float, *, proxy: bool
+    ) -> bool:
+        """Digest (RFC 3261 §22); answers 401/407/403/400 itself and returns False when not."""
+        directory = self.directory
+        domain = account.domain
+
+        def ha1_of(username: str, algorithm: str) -> str | None:
+            rec = account if username == account.user else directory.account(username, domain)
+            return None if rec is None else rec.ha1.get(algorithm)
+
+        result = self.auth.verify(request, account.realm, now, ha1_of, proxy=proxy)
+        verdict = result.verdict
+        if verdict is Verdict.ACCEPT:
+            if result.username == account.user:
+                return True
+            self._answer(request, source, 403, "Username Does Not Match", ())
+        elif verdict is Verdict.CHALLENGE or verdict is Verdict.STALE:
+            name = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
+            challenges = self.auth.challenge(account.realm, now, stale=verdict is Verdict.STALE)
+            self.counters["challenged"] += 1
+            self._answer(
+                request, source, 407 if proxy else 401, None, tuple((name, c) for c in challenges)
+            )
+        elif verdict is Verdict.FORBIDDEN:
+            self.counters["auth_forbidden"] += 1
+            self._answer(request, source, 403, "Wrong Credentials", ())
+        else:
+            self._answer(request, source, 400, result.reason or None, ())
+        return False
+
+    def _proxy(self, request: Request, source: Source, now: float) -> None:
+        trusted = source.host in self.trusted
+        may_relay = trusted
+        if not trusted and request.to.tag is None and request.method in CHALLENGED:
+            caller = request.from_.uri
+            if isinstance(caller, SipUri) and caller.user and self.directory.has_domain(caller.host):
+                account = self.directory.account(caller.user, caller.host.lower())
+                if account is None:
+                    self._answer(request, source, 403, "Unknown Caller", ())
+                    return
+                if not self._authenticated(request, source, account, now, proxy=True):
+                    return
+                may_relay = True
+        reject = self.proxy.process(request, source, now, may_relay=may_relay)
+        if reject is not None and reject.status:
+            self.counters[f"answered_{reject.status}"] += 1
+            self._answer(request, source, reject.status, reject.reason, reject.headers)
+
+    # -- sending ------------------------------------------------------------------------
+
+    def _answer(
+        self,
+        request: Request,
+        source: Source,
+        status: int,
+        reason: str | None,
+        headers: tuple[tuple[str, str], ...],
+    ) -> None:
+        """A stateless answer (§8.2.6): the To-tag is a function of the request."""
+        tag = None if request.to.tag is not None else self.stateless.to_tag(request)
+        response = make_response(request, status, reason, headers=headers, to_tag=tag)
+        self.layer.out.append(self._to_source(bytes(response), request, source))
+
+    def _to_source(self, data: bytes, request: Request, source: Source) -> Send:
+        if source.transport == "UDP":
+            return Send(data, "UDP", response_address(request.via[0], (source.host, source.port)))
+        return Send(data, source.transport, (source.host, source.port))
+
+    def _stateless(self, action: SendResponse | Drop, source: Source) -> None:
+        if isinstance(action, SendResponse):
+            self.layer.out.append(self._send_response(action, source))
+
+    def _send_response(self, action: SendResponse, source: Source) -> Send:
+        if source.transport == "UDP":
+            return Send(action.data, "UDP", action.address)
+        return Send(action.data, source.transport, (source.host, source.port))
