@@ -268,7 +268,19 @@ class Proxy:
         b.cancel_sent = True
         client = b.client
         assert client is not None
-        self.layer.create_client(cancel_for(b.request), client.transport, client.address, None, now)
+        layer = self.layer
+        layer.create_client(cancel_for(b.request), client.transport, client.address, None, now)
+        # §9.1: no final response 64*T1 after the CANCEL: the branch is given up
+        layer.schedule(now + layer.config.timeout, self._cancel_timeout, b)
+
+    def _cancel_timeout(self, b: Branch, seq: int, now: float) -> None:
+        if b.final is not None:
+            return
+        self._count("cancel_unanswered")
+        b.final = 408
+        if b.client is not None:
+            self.layer.abandon(b.client)
+        self._check_done(b.context, now)
 
     # -- timers -----------------------------------------------------------------------
 
@@ -316,11 +328,11 @@ class Proxy:
         if status < 300:
             if b.final is None:
                 b.final = response
+            layer.respond(ctx.server, strip_top_via(response), now)  # every 2xx goes up
             if not ctx.done:
                 self._finish(ctx)
                 for other in ctx.pending():
                     self._cancel_branch(other, now)
-            layer.respond(ctx.server, strip_top_via(response), now)  # every 2xx goes up
             return
         if b.final is None:
             b.final = response

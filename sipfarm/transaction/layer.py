@@ -190,6 +190,16 @@ class TransactionLayer:
         """The edge could not send what ``entry`` asked for (§17.1.4, §17.2.4)."""
         self._run(entry, entry.machine.handle(_TRANSPORT_ERROR, now), now)
 
+    def abandon(self, entry: ServerEntry | ClientEntry) -> None:
+        """Forget ``entry`` without its machine ending (§9.1: a CANCELled INVITE that never
+        got its final response); its timers are dropped, the TU is not told."""
+        entry.timers.clear()
+        if isinstance(entry, ServerEntry):
+            if self.servers.get(entry.key) is entry:
+                del self.servers[entry.key]
+        elif self.clients.get(entry.key) is entry:
+            del self.clients[entry.key]
+
     # -- running actions ---------------------------------------------------------------
 
     def _fire(self, arg: tuple[ServerEntry | ClientEntry, Timer], seq: int, now: float) -> None:
@@ -223,10 +233,5 @@ class TransactionLayer:
                 assert isinstance(entry, ServerEntry)
                 tu.on_request(entry, action.request, now)  # type: ignore[union-attr]
             elif kind is Terminated:
-                entry.timers.clear()
-                if isinstance(entry, ServerEntry):
-                    if self.servers.get(entry.key) is entry:
-                        del self.servers[entry.key]
-                elif self.clients.get(entry.key) is entry:
-                    del self.clients[entry.key]
+                self.abandon(entry)
                 tu.on_terminated(entry, action.reason, now)  # type: ignore[union-attr]

@@ -1,0 +1,357 @@
+"""The member core as a stateful proxy (RFC 3261 §16), on literal messages (RFC 3665 §3 shapes)."""
+
+from __future__ import annotations
+
+import pytest
+from corepair import CALLEE, CALLEE2, CALLER, ME, Pair, make_core, msg, register, request, status
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sipfarm.actions import Send, Source
+from sipfarm.sip import Response
+
+TRUSTED = ("198.51.100.0/24",)
+
+
+def invite(*, branch: str = "z9hG4bKinv1", to: str = "bob", extra: str = "", mf: int = 70) -> str:
+    return f"""
+        INVITE sip:{to}@example.com SIP/2.0
+        Via: SIP/2.0/UDP 198.51.100.1:5060;branch={branch}
+        Max-Forwards: {mf}
+        From: Alice <sip:alice@example.com>;tag=a1
+        To: Bob <sip:{to}@example.com>
+        Call-ID: call-1@198.51.100.1
+        CSeq: 1 INVITE
+        Contact: <sip:alice@198.51.100.1:5060>
+        Content-Type: application/sdp{extra}
+
+        v=0
+        o=alice 1 1 IN IP4 198.51.100.1
+        s=-
+        c=IN IP4 198.51.100.1
+        t=0 0
+        m=audio 4000 RTP/AVP 0
+        """
+
+
+def answer_to(forwarded: Send, code: int, *, tag: str = "b1", rr: bool = True) -> bytes:
+    """The callee's response to what the proxy forwarded: Via, RR, From, To(+tag), Call-ID, CSeq."""
+    req = request(forwarded)
+    h = req.headers
+    lines = [f"SIP/2.0 {code} {'OK' if code == 200 else 'Whatever'}"]
+    lines += [f"Via: {v}" for v in h.get_all("via")]
+    if rr:
+        lines += [f"Record-Route: {v}" for v in h.get_all("record-route")]
+    lines += [f"From: {h.get('from')}", f"To: {h.get('to')};tag={tag}"]
+    lines += [f"Call-ID: {req.call_id}", f"CSeq: {h.get('cseq')}"]
+    if code == 200:
+        lines.append(f"Contact: <sip:bob@{forwarded.address[0]}:{forwarded.address[1]}>")
+    lines.append("Content-Length: 0")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def from_callee(pair: Pair, data: bytes, address: tuple[str, int] = CALLEE) -> list[Send]:
+    return pair.feed_bytes(data, Source("UDP", *address))
+
+
+def registered(*contacts: str, trusted: tuple[str, ...] = TRUSTED) -> Pair:
+    pair = make_core(trusted=trusted)
+    for c in contacts:
+        register(pair, "bob", c)
+    return pair
+
+
+def test_invite_is_forwarded_to_the_binding_with_via_rr_and_max_forwards() -> None:
+    pair = registered("sip:bob@198.51.100.2:5070")
+    out = pair.feed(invite())
+    assert [status(out[0])] == [100]
+    assert out[0].address == ("198.51.100.1", 5060)
+    fwd = request(out[1])
+    assert out[1].address == CALLEE and out[1].transport == "UDP"
+    assert str(fwd.uri) == "sip:bob@198.51.100.2:5070"
+    assert fwd.via[0].sent_by == f"{ME[0]}:{ME[1]}"
+    assert (fwd.via[0].branch or "").startswith("z9hG4bKm1")
+    assert fwd.via[1].branch == "z9hG4bKinv1"
+    assert fwd.max_forwards == 69
+    assert fwd.headers.get("record-route") == "<sip:192.0.2.10:5060;lr;member=m1>"
+    assert fwd.body.startswith(b"v=0")
+
+
+def test_a_whole_call_180_200_ack_bye() -> None:
+    pair = registered("sip:bob@198.51.100.2:5070")
+    fwd = pair.feed(invite())[1]
+    (ringing,) = from_callee(pair, answer_to(fwd, 180))
+    assert status(ringing) == 180 and ringing.address == ("198.51.100.1", 5060)
+    assert len(msg(ringing).via) == 1
+    (ok,) = from_callee(pair, answer_to(fwd, 200))
+    assert status(ok) == 200
+    assert msg(ok).headers.get("record-route") == "<sip:192.0.2.10:5060;lr;member=m1>"
+    ack = """
+        ACK sip:bob@198.51.100.2:5070 SIP/2.0
+        Via: SIP/2.0/UDP 198.51.100.1:5060;branch=z9hG4bKack1
+        Route: <sip:192.0.2.10:5060;lr;member=m1>
+        Max-Forwards: 70
+        From: Alice <sip:alice@example.com>;tag=a1
+        To: Bob <sip:bob@example.com>;tag=b1
+        Call-ID: call-1@198.51.100.1
+        CSeq: 1 ACK
+        """
+    (acked,) = pair.feed(ack)
+    a = request(acked)
+    assert a.method == "ACK" and acked.address == CALLEE
+    assert "route" not in a.headers and len(a.via) == 2
+    bye = ack.replace("ACK sip", "BYE sip").replace("1 ACK", "2 BYE").replace("ack1", "bye1")
+    (byed,) = pair.feed(bye)
+    assert request(byed).method == "BYE" and byed.address == CALLEE
+    (bye_ok,) = from_callee(pair, answer_to(byed, 200))
+    assert status(bye_ok) == 200 and bye_ok.address == ("198.51.100.1", 5060)
+
+
+def test_retransmitted_invite_is_absorbed_and_gets_the_last_response() -> None:
+    pair = registered("sip:bob@198.51.100.2:5070")
+    fwd = pair.feed(invite())[1]
+    from_callee(pair, answer_to(fwd, 180))
+    (again,) = pair.feed(invite())
+    assert status(again) == 180
+
+
+def test_parallel_fork_2xx_wins_and_the_other_branch_is_cancelled() -> None:
+    pair = registered("sip:bob@198.51.100.2:5070", "sip:bob@198.51.100.3:5070")
+    out = pair.feed(invite())
+    branches = {s.address: s for s in out[1:]}
+    assert set(branches) == {CALLEE, CALLEE2}
+    from_callee(pair, answer_to(branches[CALLEE2], 180, tag="b2"), CALLEE2)
+    out = from_callee(pair, answer_to(branches[CALLEE], 200))
+    assert [status(out[0])] == [200]
+    cancel = [s for s in out[1:] if request(s).method == "CANCEL"]
+    assert [s.address for s in cancel] == [CALLEE2]
+    c = request(cancel[0])
+    assert c.via[0].branch == request(branches[CALLEE2]).via[0].branch  # §9.1
+
+
+def test_cancel_waits_for_a_provisional_before_it_goes_downstream() -> None:
+    pair = registered("sip:bob@198.51.100.2:5070")
+    fwd = pair.feed(invite())[1]
+    cancel = """
+        CANCEL sip:bob@example.com SIP/2.0
+        Via: SIP/2.0/UDP 198.51.100.1:5060;branch=z9hG4bKinv1
+        Max-Forwards: 70
+        From: Alice <sip:alice@example.com>;tag=a1
+        To: Bob <sip:bob@example.com>
+        Call-ID: call-1@198.51.100.1
+        CSeq: 1 CANCEL
+        """
+    (ok,) = pair.feed(cancel)
+    assert status(ok) == 200 and msg(ok).cseq.method == "CANCEL"
+    out = from_callee(pair, answer_to(fwd, 180))
+    assert [request(s).method for s in out] == ["CANCEL"]  # the 180 is not passed up
+    out = from_callee(pair, answer_to(fwd, 487))
+    down = [request(s).method for s in out if not isinstance(msg(s), Response)]
+    up = [status(s) for s in out if isinstance(msg(s), Response)]
+    assert down == ["ACK"] and up == [487]
+
+
+def test_cancel_without_a_transaction_is_481() -> None:
+    pair = make_core()
+    out = pair.feed(
+        """
+        CANCEL sip:bob@example.com SIP/2.0
+        Via: SIP/2.0/UDP 198.51.100.1:5060;branch=z9hG4bKnothing
+        Max-Forwards: 70
+        From: <sip:alice@example.com>;tag=a1
+        To: <sip:bob@example.com>
+        Call-ID: nothing@198.51.100.1
+        CSeq: 1 CANCEL
+        """
+    )
+    assert [status(s) for s in out] == [481]
+
+
+@pytest.mark.parametrize(
+    ("codes", "best"),
+    [((486, 404), 486), ((404, 486), 404), ((503, 503), 500), ((486, 603), 603), ((407, 500), 407)],
+)
+def test_best_response_of_two_failed_branches(codes: tuple[int, int], best: int) -> None:
+    pair = registered("sip:bob@198.51.100.2:5070", "sip:bob@198.51.100.3:5070")
+    out = pair.feed(invite())
+    branches = {s.address: s for s in out[1:]}
+    first = from_callee(pair, answer_to(branches[CALLEE], codes[0]))
+    assert all(not isinstance(msg(s), Response) for s in first)  # only the ACK downstream
+    second = from_callee(pair, answer_to(branches[CALLEE2], codes[1], tag="b2"), CALLEE2)
+    assert [status(s) for s in second if isinstance(msg(s), Response)] == [best]
+
+
+def test_no_answer_at_all_is_408_after_timer_b() -> None:
+    pair = registered("sip:bob@198.51.100.2:5070")
+    pair.feed(invite())
+    out = pair.advance(40.0)
+    finals = [status(s) for s in out if isinstance(msg(s), Response)]
+    assert finals[:1] == [408]
+    retrans = [s for s in out if not isinstance(msg(s), Response)]
+    assert retrans and all(request(s).method == "INVITE" for s in retrans)
+
+
+def test_timer_c_cancels_a_ringing_branch() -> None:
+    pair = registered("sip:bob@198.51.100.2:5070")
+    fwd = pair.feed(invite())[1]
+    from_callee(pair, answer_to(fwd, 180))
+    out = pair.advance(181.0)
+    assert [request(s).method for s in out if not isinstance(msg(s), Response)][:1] == ["CANCEL"]
+    out = from_callee(pair, answer_to(fwd, 487))
+    assert [status(s) for s in out if isinstance(msg(s), Response)] == [487]
+
+
+@pytest.mark.parametrize(
+    ("extra", "to", "code"),
+    [("", "carol", 404), ("", "alice", 480)],
+)
+def test_unknown_user_404_and_unregistered_user_480(extra: str, to: str, code: int) -> None:
+    pair = registered("sip:bob@198.51.100.2:5070")
+    out = pair.feed(invite(to=to, extra=extra))
+    assert [status(s) for s in out] == [code]
+
+
+def test_max_forwards_zero_is_483() -> None:
+    pair = registered("sip:bob@198.51.100.2:5070")
+    assert [status(s) for s in pair.feed(invite(mf=0))] == [483]
+
+
+def test_a_request_that_comes_back_unchanged_is_a_loop_482() -> None:
+    pair = registered("sip:bob@198.51.100.2:5070")
+    fwd = request(pair.feed(invite())[1])
+    looped = bytes(fwd).replace(b"sip:bob@198.51.100.2:5070", b"sip:bob@example.com", 1)
+    out = pair.feed_bytes(looped, Source("UDP", *CALLEE))
+    assert [status(s) for s in out] == [482]
+
+
+def test_a_spiral_is_served() -> None:
+    pair = registered("sip:bob@198.51.100.2:5070")
+    fwd = request(pair.feed(invite())[1])
+    # the same request back with another Request-URI: a spiral, not a loop (§16.3 step 4)
+    spiral = bytes(fwd).replace(b"sip:bob@198.51.100.2:5070", b"sip:bob@example.com;x=1", 1)
+    out = pair.feed_bytes(spiral, Source("UDP", *CALLEE))
+    assert status(out[0]) == 100 and request(out[1]).method == "INVITE"
+
+
+def test_untrusted_local_caller_is_challenged_407_then_served() -> None:
+    pair = make_core()
+    register(pair, "bob", "sip:bob@198.51.100.2:5070")
+    (challenge,) = pair.feed(invite())
+    assert status(challenge) == 407
+    assert "Proxy-Authenticate" in msg(challenge).headers
+    ack = """
+        ACK sip:bob@example.com SIP/2.0
+        Via: SIP/2.0/UDP 198.51.100.1:5060;branch=z9hG4bKinv1
+        Max-Forwards: 70
+        From: Alice <sip:alice@example.com>;tag=a1
+        To: Bob <sip:bob@example.com>;tag=TAG
+        Call-ID: call-1@198.51.100.1
+        CSeq: 1 ACK
+        """.replace("TAG", msg(challenge).to.tag or "")
+    assert pair.feed(ack) == []  # the ACK of our own 407 stops here
+
+
+def test_caller_from_another_domain_may_call_local_users_but_not_relay() -> None:
+    pair = make_core()
+    register(pair, "bob", "sip:bob@198.51.100.2:5070")
+    inbound = invite().replace("sip:alice@example.com", "sip:carol@example.net")
+    out = pair.feed(inbound)
+    assert status(out[0]) == 100 and request(out[1]).method == "INVITE"
+    relay = inbound.replace("sip:bob@example.com", "sip:dave@203.0.113.5").replace("inv1", "inv2")
+    assert [status(s) for s in pair.feed(relay)] == [403]
+
+
+def test_503_from_the_only_branch_becomes_500() -> None:
+    pair = registered("sip:bob@198.51.100.2:5070")
+    fwd = pair.feed(invite())[1]
+    out = from_callee(pair, answer_to(fwd, 503))
+    assert [status(s) for s in out if isinstance(msg(s), Response)] == [500]
+
+
+def test_tcp_contact_is_reached_over_its_connection_and_430_or_480_when_gone() -> None:
+    pair = make_core(trusted=TRUSTED)
+    tcp = Source("TCP", "198.51.100.2", 40123)
+    reg = """
+        REGISTER sip:example.com SIP/2.0
+        Via: SIP/2.0/TCP 198.51.100.2:5070;branch=z9hG4bKtcpreg
+        Max-Forwards: 70
+        From: <sip:bob@example.com>;tag=t1
+        To: <sip:bob@example.com>
+        Call-ID: tcpreg
+        CSeq: 1 REGISTER
+        Contact: <sip:bob@198.51.100.2:5070;transport=tcp>
+        Expires: 600
+        """
+    (ok,) = pair.feed(reg, tcp)
+    assert status(ok) == 200 and ok.transport == "TCP" and ok.address == ("198.51.100.2", 40123)
+    out = pair.feed(invite())
+    fwd = out[1]
+    assert fwd.transport == "TCP" and fwd.address == ("198.51.100.2", 40123)
+    rr = request(fwd).headers.get_all("record-route")
+    assert rr == [
+        "<sip:192.0.2.10:5060;transport=tcp;lr;member=m1>",
+        "<sip:192.0.2.10:5060;lr;member=m1>",
+    ]
+    failed = pair.core.transport_failed(fwd.ref, pair.now)
+    assert [status(s) for s in failed] == [480]  # the caller did not say Supported: outbound
+
+
+def test_garbage_from_a_callee_is_not_a_crash() -> None:
+    pair = registered("sip:bob@198.51.100.2:5070")
+    pair.feed(invite())
+    assert pair.core.receive(b"SIP/2.0 200 OK\r\n\r\n", Source("UDP", *CALLEE), pair.now)
+
+
+EVENTS = st.lists(
+    st.tuples(
+        st.sampled_from(["b0", "b1"]),
+        st.sampled_from([180, 183, 200, 404, 486, 503, 603, "cancel", "wait"]),
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(EVENTS)
+def test_any_sequence_of_branch_answers_gives_one_final_upstream(events: list) -> None:  # type: ignore[type-arg]
+    """Whatever the branches answer and whenever, upstream gets a final answer, one non-2xx
+    final at most, nothing but 2xx after a 2xx, and nothing raises (§16.7)."""
+    pair = registered("sip:bob@198.51.100.2:5070", "sip:bob@198.51.100.3:5070")
+    out = pair.feed(invite())
+    branches = {"b0": out[1], "b1": out[2]}
+    upstream: list[int] = []
+    for name, what in events:
+        fwd = branches[name]
+        if what == "cancel":
+            sent = pair.feed(
+                """
+                CANCEL sip:bob@example.com SIP/2.0
+                Via: SIP/2.0/UDP 198.51.100.1:5060;branch=z9hG4bKinv1
+                Max-Forwards: 70
+                From: Alice <sip:alice@example.com>;tag=a1
+                To: Bob <sip:bob@example.com>
+                Call-ID: call-1@198.51.100.1
+                CSeq: 1 CANCEL
+                """
+            )
+        elif what == "wait":
+            sent = pair.advance(100.0)
+        else:
+            sent = from_callee(pair, answer_to(fwd, int(what), tag=name), fwd.address)
+        for s in sent:
+            m = msg(s)
+            if isinstance(m, Response) and m.cseq.method == "INVITE" and s.address == CALLER[1:]:
+                upstream.append(m.status)
+    sent = pair.advance(400.0)
+    upstream += [
+        m.status
+        for s in sent
+        if isinstance(m := msg(s), Response) and m.cseq.method == "INVITE"
+    ]
+    finals = [c for c in upstream if c >= 200]
+    non2xx = [c for c in finals if c >= 300]
+    assert len(set(non2xx)) <= 1, upstream  # one final non-2xx (retransmitted maybe)
+    assert finals, upstream  # every INVITE gets its final answer in the end
+    ok = [i for i, c in enumerate(finals) if c < 300]
+    if ok:  # nothing but 2xx after a 2xx; a late 2xx after our 408 is forwarded (§16.7 step 1)
+        assert all(c < 300 for c in finals[ok[0] :]), upstream
