@@ -35,7 +35,7 @@ from mail.api import AccountRecord
 from .actions import Drop, Send, SendResponse, Source
 from .auth import DigestAuth, TrustedSources, Verdict
 from .proxy.proxy import Proxy, ProxyConfig, Reject, Target
-from .proxy.routing import Hop, Self, is_our_branch, next_hop
+from .proxy.routing import Hop, Self, is_our_branch, next_hop, strip_top_via
 from .registrar import Location, Registrar, RegistrarConfig, aor_of
 from .sip import Request, Response, SipError, make_response, parse, validate_request
 from .sip.nameaddr import parse_nameaddr
@@ -267,8 +267,6 @@ class SipCore:
         vias = response.via
         if 200 <= response.status < 300 and len(vias) > 1 and is_our_branch(vias[0], self.me):
             # §16.7 step 5 / §16.11: a 2xx retransmission after our transaction ended
-            from .proxy.routing import strip_top_via
-
             nxt = vias[1]
             address = response_address(nxt, (nxt.received or nxt.host, nxt.port or 5060))
             self.layer.out.append(Send(bytes(strip_top_via(response)), nxt.transport, address))
@@ -364,7 +362,8 @@ class SipCore:
         may_relay = trusted
         if not trusted and request.to.tag is None and request.method in CHALLENGED:
             caller = request.from_.uri
-            if isinstance(caller, SipUri) and caller.user and self.directory.has_domain(caller.host):
+            local = isinstance(caller, SipUri) and self.directory.has_domain(caller.host)
+            if isinstance(caller, SipUri) and caller.user and local:
                 account = self.directory.account(caller.user, caller.host.lower())
                 if account is None:
                     self._answer(request, source, 403, "Unknown Caller", ())

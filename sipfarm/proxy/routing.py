@@ -184,7 +184,9 @@ def forward(
             if f[0].lower() == "max-forwards":
                 fields[i] = _HF(f[0], str(mf - 1))
                 break
-    out = Request(method=request.method, uri=uri, headers=Headers(head + fields), body=request.body)
+    headers = Headers(head + fields)
+    out = Request(method=request.method, uri=uri, headers=headers, body=request.body)
+    out.raw = _wire(f"{request.method} {uri} {request.version}", headers, request)
     out._call_id = request._call_id
     out._cseq = request._cseq
     out._max_forwards = 70 if mf is None else mf - 1
@@ -196,17 +198,28 @@ def forward(
     return out
 
 
+def _wire(start: str, headers: Headers, like: Request | Response) -> bytes:
+    """The bytes of a message made from ``like`` with ``headers`` (Content-Length kept or
+    added), written once so that ``bytes()`` needs no lookup in the new list."""
+    head = bytes(headers)
+    if like.content_length is None:  # the original had none (allowed on UDP): add it
+        head += b"Content-Length: %d\r\n" % len(like.body)
+    return start.encode("utf-8", "surrogateescape") + b"\r\n" + head + b"\r\n" + like.body
+
+
 def strip_top_via(response: Response) -> Response:
     """The response a proxy passes upstream: without its own top Via (§16.7 step 3)."""
     fields = list(response.headers)
     _drop_first_values(fields, "via", _VIA, 1)
+    headers = Headers(fields)
     out = Response(
         status=response.status,
         reason=response.reason,
-        headers=Headers(fields),
+        headers=headers,
         body=response.body,
         version=response.version,
     )
+    out.raw = _wire(f"{response.version} {response.status} {response.reason}", headers, response)
     out._call_id = response._call_id
     out._cseq = response._cseq
     out._content_length = response._content_length

@@ -29,6 +29,10 @@ CORE_GLOBS = (
     "sipfarm/actions.py",
     "sipfarm/transaction/**/*.py",
     "sipfarm/transaction.py",
+    "sipfarm/auth/**/*.py",
+    "sipfarm/registrar/**/*.py",
+    "sipfarm/proxy/**/*.py",
+    "sipfarm/core.py",
     "cluster/ring.py",
     "sipfarm/cluster/ring.py",
     "mail/errors.py",
@@ -41,7 +45,7 @@ CORE_GLOBS = (
 #: What a core may not import: I/O, clocks, OS, logging, event loops, and the edges.
 FORBIDDEN = (
     "asyncio", "socket", "time", "os", "ssl", "selectors", "logging", "uvloop",
-    "sipfarm.transport", "sipfarm.node", "sipfarm.cli",
+    "sipfarm.transport", "sipfarm.node", "sipfarm.cli", "mail.store", "mail.directory",
 )  # fmt: skip
 
 

@@ -344,9 +344,7 @@ def test_any_sequence_of_branch_answers_gives_one_final_upstream(events: list) -
                 upstream.append(m.status)
     sent = pair.advance(400.0)
     upstream += [
-        m.status
-        for s in sent
-        if isinstance(m := msg(s), Response) and m.cseq.method == "INVITE"
+        m.status for s in sent if isinstance(m := msg(s), Response) and m.cseq.method == "INVITE"
     ]
     finals = [c for c in upstream if c >= 200]
     non2xx = [c for c in finals if c >= 300]
