@@ -44,7 +44,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,26 +97,42 @@ class ServerSpec:
 
 
 def sipfarm_spec(
-    host: str = SIPFARM_HOST, port: int = SIP_PORT, *, debug: bool = False
+    host: str = SIPFARM_HOST,
+    port: int = SIP_PORT,
+    *,
+    debug: bool = False,
+    extra: Sequence[str] = (),
 ) -> ServerSpec:
-    """``sipfarm member``: one stateless process listening on UDP and TCP ``host:port``."""
-    argv = [str(SIPFARM), "member", "--sip", f"{host}:{port}"]
+    """``sipfarm member``: one process listening on UDP and TCP ``host:port``.
+
+    ``extra`` are more options for ``sipfarm member`` (``--data DIR``, ``--trusted NET``).
+    """
+    argv = [str(SIPFARM), "member", "--sip", f"{host}:{port}", *extra]
     if debug:
         argv.append("--debug")
     return ServerSpec("sipfarm", tuple(argv), host, port)
 
 
-def kamailio_spec(rundir: Path, host: str = KAMAILIO_HOST, port: int = SIP_PORT) -> ServerSpec:
-    """Kamailio with ``loadtest/kamailio/options.cfg``: same answers, one worker per transport.
+def kamailio_spec(
+    rundir: Path,
+    host: str = KAMAILIO_HOST,
+    port: int = SIP_PORT,
+    *,
+    cfg: Path = KAMAILIO_CFG,
+    extra: Sequence[str] = (),
+) -> ServerSpec:
+    """Kamailio with ``cfg`` (``loadtest/kamailio/options.cfg``): one worker per transport.
 
     ``-DD`` keeps the creator in the foreground (its PID is ours to stop) while it
     still forks its workers (a single ``-D`` runs without TCP); ``-E`` logs to
-    stderr; ``-Y``/``-w`` keep its runtime files out of /run/kamailio.
+    stderr; ``-Y``/``-w`` keep its runtime files out of /run/kamailio.  ``extra`` are
+    more options (``-m 256`` for shared memory, ``-A NAME=VALUE`` for a define).
     """
     kamailio = shutil.which("kamailio") or "/usr/sbin/kamailio"
     argv = (
-        kamailio, "-f", str(KAMAILIO_CFG), "-DD", "-E",
+        kamailio, "-f", str(cfg), "-DD", "-E",
         "-Y", str(rundir), "-w", str(rundir),
+        *extra,
         "-l", f"udp:{host}:{port}", "-l", f"tcp:{host}:{port}",
     )  # fmt: skip
     return ServerSpec("kamailio", argv, host, port)
@@ -167,6 +183,26 @@ def process_tree(root: int) -> list[ProcStat]:
 def tree_cpu_ticks(root: int) -> int:
     """CPU clock ticks spent so far by ``root``'s process tree."""
     return sum(stat.cpu_ticks for stat in process_tree(root))
+
+
+def tree_pss_kib(root: int) -> int:
+    """Proportional set size of ``root``'s process tree, in KiB (``smaps_rollup``, proc(5)).
+
+    PSS charges each shared page to the processes that map it in equal parts, so the
+    sum over a tree counts Kamailio's shared memory (where usrloc keeps its bindings)
+    once, not once per worker.  0 for a process gone meanwhile.
+    """
+    total = 0
+    for stat in process_tree(root):
+        try:
+            text = Path(f"/proc/{stat.pid}/smaps_rollup").read_text()
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        for line in text.splitlines():
+            if line.startswith("Pss:"):
+                total += int(line.split()[1])
+                break
+    return total
 
 
 def stop_process(process: subprocess.Popen[bytes], grace_s: float = STOP_GRACE_S) -> int:
@@ -327,6 +363,8 @@ class SippRun:
     transport: str = "u1"
     recv_timeout_ms: int = 2000
     max_retrans: int = 3
+    #: More SIPp options (``-inf FILE``, ``-d MS``), after the harness's own.
+    extra: tuple[str, ...] = ()
 
     def argv(self) -> tuple[str, ...]:
         sipp = shutil.which("sipp") or "/usr/bin/sipp"
@@ -346,6 +384,7 @@ class SippRun:
             "-buff_size", str(SIPP_BUFFER_BYTES),
             "-nostdin", "-trace_stat", "-stf", "stat.csv", "-fd", "1",
             "-trace_counts", "-trace_rtt", "-rtt_freq", str(RTT_FREQ),
+            *self.extra,
         )  # fmt: skip
 
 
@@ -494,6 +533,15 @@ class SweepConfig:
     #: SIP requests the server answers per scenario call (for CPU per request).
     requests_per_call: int = 1
     criteria: PassCriteria = field(default_factory=PassCriteria)
+    #: More SIPp options for every step (``-inf FILE``, ``-d MS``).
+    sipp_extra: tuple[str, ...] = ()
+    #: Seconds a call lasts beyond its first response (the ``-d`` pause): calls
+    #: outstanding at once (SIPp's ``-l``) and the step's time bound grow with it.
+    call_hold_s: float = 0.0
+    #: Runs around every step, e.g. the SIPp UAS that answers the calls:
+    #: ``around_step(rate, calls, workdir)`` is entered before SIPp starts and left
+    #: once it has stopped.
+    around_step: Callable[[int, int, Path], contextlib.AbstractContextManager[object]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -591,17 +639,23 @@ def run_step(server: RunningServer, config: SweepConfig, rate: int, workdir: Pat
         local_port=free_port(config.sipp_host),
         rate=rate,
         calls=calls,
-        limit=max(200, rate),  # at most one second's worth of calls outstanding
+        # At most one second's worth of calls outstanding, plus the calls on hold.
+        limit=max(200, math.ceil(rate * (1 + config.call_hold_s))),
         # Room for a slow generator (the rate check fails it) plus the last timeouts.
-        timeout_s=math.ceil(2 * calls / rate + config.recv_timeout_ms / 1000 + 5),
+        timeout_s=math.ceil(
+            2 * calls / rate + config.recv_timeout_ms / 1000 + 5 + config.call_hold_s
+        ),
         transport=config.transport,
         recv_timeout_ms=config.recv_timeout_ms,
         max_retrans=config.max_retrans,
+        extra=config.sipp_extra,
     )
-    ticks_before = server.cpu_ticks()
-    started = time.monotonic()
-    stats = run_sipp(run, workdir)
-    wall_s = time.monotonic() - started
+    around = config.around_step(rate, calls, workdir) if config.around_step else None
+    with around if around is not None else contextlib.nullcontext():
+        ticks_before = server.cpu_ticks()
+        started = time.monotonic()
+        stats = run_sipp(run, workdir)
+        wall_s = time.monotonic() - started
     server_cpu_s = (server.cpu_ticks() - ticks_before) / CLOCK_TICKS
     if server.process.poll() is not None:
         raise ServerError(server.describe(f"died during the {rate}/s step"))
@@ -784,14 +838,19 @@ TABLE_COLUMNS = (
 )  # fmt: skip
 
 
-def format_table(report: ServerReport) -> str:
-    """One line per step, in the order they ran."""
+def format_table(report: ServerReport, *, unit: str = "req") -> str:
+    """One line per step, in the order they ran; CPU per ``unit`` (a request, a call)."""
     lines = [f"== {report.name} (load average {report.loadavg:.1f}): {' '.join(report.argv)}"]
     if report.error:
         label = "stopped early" if report.steps else "not measured"
         lines.append(f"   {label}: {report.error.splitlines()[0]}")
     if report.steps:
-        lines.append(" ".join(f"{name:>{width}}" for name, width in TABLE_COLUMNS))
+        lines.append(
+            " ".join(
+                f"{'us/' + unit if name == 'us/req' else name:>{width}}"
+                for name, width in TABLE_COLUMNS
+            )
+        )
     for s in report.steps:
         cells = (
             s.target_rate, f"{s.achieved_rate:.0f}", s.successful, f"{s.failed_pct:.2f}",
@@ -805,12 +864,12 @@ def format_table(report: ServerReport) -> str:
 
 
 def format_summary(reports: Sequence[ServerReport], *, numerator: str = "sipfarm",
-                   denominator: str = "kamailio") -> str:  # fmt: skip
+                   denominator: str = "kamailio", unit: str = "req") -> str:  # fmt: skip
     """Max passing rate per server, its response times and CPU, and the rate ratio."""
     lines = [
         f"== summary (response times at SIPp's clock resolution, {rtt_resolution_ms():.0f} ms)",
         f"{'server':>10} {'max pass/s':>10} {'p50ms':>6} {'p95ms':>6} {'p99ms':>6} {'mean ms':>7} "
-        f"{'us/req':>7}",
+        f"{'us/' + unit:>7}",
     ]
     best: dict[str, int] = {}
     for report in reports:
@@ -878,4 +937,6 @@ def _jsonable(obj: object) -> object:
         return [_jsonable(x) for x in obj]
     if isinstance(obj, Path):
         return str(obj.relative_to(REPO)) if obj.is_relative_to(REPO) else str(obj)
+    if callable(obj):
+        return getattr(obj, "__qualname__", repr(obj))
     return obj
