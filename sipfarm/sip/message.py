@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from .cseq import CSeq, parse_cseq
 from .errors import BadRequest, VersionNotSupported
@@ -29,6 +29,8 @@ from .via import Via, parse_via, stamp_received
 __all__ = ["Message", "Request", "Response", "parse"]
 
 SIP_VERSION = "SIP/2.0"
+
+_M = TypeVar("_M", bound="Message")
 
 
 @dataclass(slots=True, kw_only=True)
@@ -160,7 +162,9 @@ class Message:
 
         The views of the other headers carry over; ``via`` is the new Via view.
         """
-        new = dataclasses.replace(self, raw=b"", headers=headers)
+        new = _copy(self)  # dataclasses.replace would run __init__: µs per packet
+        new.raw = b""
+        new.headers = headers
         new._call_id = self._call_id
         new._cseq = self._cseq
         new._max_forwards = self._max_forwards
@@ -203,12 +207,28 @@ class Request(Message):
     def with_received(self, host: str, port: int) -> Request:
         """The request as the server transport passes it up (RFC 3261 §18.2.1, RFC 3581 §4)."""
         top = self.via[0]
-        stamped = stamp_received(top, host, port)
-        if stamped is top:
-            return self
+        rport = top.rport
+        if rport is None and top.host == host:
+            return self  # what stamp_received would leave as it is
         pos = self.headers.position("via")
         assert pos is not None
         field_ = self.headers.fields("via")[0]
+        value = field_.value
+        if "," not in value and top.received is None:
+            # The common shapes, written as stamp_received writes them, without building
+            # the Via: `…;rport` last, or no rport; the view is read again when asked for.
+            if rport == "" and value.endswith(";rport"):
+                stamped_line = f"{value}={port};received={host}"
+            elif rport is None:
+                stamped_line = f"{value};received={host}"
+            else:
+                stamped_line = ""
+            if stamped_line:
+                new = self.evolve(self.headers.replace_at(pos, stamped_line), via=None)
+                return new
+        stamped = stamp_received(top, host, port)
+        if stamped is top:
+            return self
         # the line parsed as _parse_vias split it: one via-parm, or a comma list
         elems = split_comma(field_.value) if "," in field_.value else [field_.value]
         elems[0] = str(stamped)
@@ -228,6 +248,14 @@ class Response(Message):
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {self.reason}>"
+
+
+def _copy(m: _M) -> _M:
+    """A shallow copy of a message (every slot), without running ``__init__``."""
+    new = object.__new__(type(m))
+    for name in _SLOTS[type(m)]:
+        setattr(new, name, getattr(m, name))
+    return new
 
 
 def _required(headers: Headers, k: str) -> str:
@@ -439,3 +467,9 @@ def _parse_response(start: str, headers: Headers, body: bytes, raw: bytes) -> Re
     return Response(
         status=status, reason=reason, headers=headers, body=body, version=version, raw=raw
     )
+
+
+#: Every field of each message class (the typed-view caches too), for :func:`_copy`.
+_SLOTS: dict[type, tuple[str, ...]] = {
+    cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in (Request, Response)
+}

@@ -316,3 +316,41 @@ def test_headers_edits() -> None:
     assert h.prepend("Via", "z").get_all("via") == ["z", "a", "b"]
     assert h.set("x", "2").get_all("X") == ["2"]
     assert bytes(h) == b"Via: a\r\nv: b\r\nX: 1\r\n"
+
+
+@pytest.mark.parametrize(
+    "via",
+    [
+        "SIP/2.0/UDP 198.51.100.9:5060;branch=z9hG4bK1;rport",
+        "SIP/2.0/UDP 198.51.100.9:5060;rport;branch=z9hG4bK1",
+        "SIP/2.0/UDP 198.51.100.9:5060;branch=z9hG4bK1",
+        "SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1",
+        "SIP/2.0/UDP 198.51.100.9:5060;branch=z9hG4bK1;rport=7",
+        "SIP/2.0/UDP 198.51.100.9:5060;branch=z9hG4bK1;received=192.0.2.3;rport",
+        "SIP/2.0/UDP 198.51.100.9:5060;branch=z9hG4bK1;rport, SIP/2.0/UDP 192.0.2.8;branch=z",
+        "SIP/2.0/UDP 198.51.100.9:5060 ; branch=z9hG4bK1 ; rport",
+    ],
+)
+def test_with_received_fast_path_writes_what_stamp_received_writes(via: str) -> None:
+    """RFC 3261 §18.2.1 / RFC 3581 §4: the string shortcut equals the Via-building path."""
+    from sipfarm.sip.headers import Headers
+    from sipfarm.sip.via import stamp_received
+
+    data = (
+        f"OPTIONS sip:x@example.com SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\n"
+        "From: <sip:a@example.com>;tag=1\r\nTo: <sip:x@example.com>\r\nCall-ID: c1\r\n"
+        "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+    request = parse(data)
+    assert isinstance(request, Request)
+    got = request.with_received("198.51.100.9", 40000)
+    top = request.via[0]
+    stamped = stamp_received(top, "198.51.100.9", 40000)
+    if stamped is top:
+        assert got is request
+        return
+    assert got.via[0] == stamped
+    assert got.via[1:] == request.via[1:]
+    again = parse(bytes(got))
+    assert again.via == got.via
+    assert isinstance(got.headers, Headers) and got.headers.get("call-id") == "c1"
