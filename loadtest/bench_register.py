@@ -5,9 +5,9 @@
 
 10,000 accounts (``u00000``..``u09999`` at example.com) are provisioned once into
 loadtest/results/accounts-10000/: a sipfarm data directory (``--data``) and a db_text
-directory for Kamailio's auth_db (``subscriber`` with the MD5 HA1s).  Then, for each
-server in turn (sipfarm on 127.0.0.20:5060, Kamailio with
-loadtest/kamailio/registrar.cfg on 127.0.0.21:5060):
+directory for Kamailio (``subscriber`` with the MD5 HA1s for auth_db, ``htable`` with
+the same HA1s keyed by user@domain for the htable module).  Then, for each server in
+turn (sipfarm on 127.0.0.20:5060, Kamailio on 127.0.0.21:5060):
 
 1. a rate sweep: SIPp runs loadtest/scenarios/register_auth_uac.xml (REGISTER -> 401 ->
    REGISTER with Authorization -> 200) at rising rates, one contact per account, so a
@@ -17,6 +17,18 @@ loadtest/kamailio/registrar.cfg on 127.0.0.21:5060):
    ``--bindings`` more registrations at the same rate each add a binding with a new
    contact (several per account); the growth of the server's PSS over that second
    run, scaled to 100,000 bindings, is the memory per 100k bindings.
+
+Kamailio's credentials (``--kamailio-auth``):
+
+- ``htable`` (default): loadtest/kamailio/registrar_htable.cfg, the HA1s loaded once at
+  startup into an in-memory hash table (htable module, from the db_text ``htable``
+  table) and checked with auth's ``pv_www_authenticate``: an O(1) lookup, as an
+  operator who wants speed would configure it;
+- ``dbtext``: loadtest/kamailio/registrar.cfg, auth_db over db_text.  db_text has no
+  index: it answers every credentials query by scanning all 10,000 rows, so that
+  configuration measures db_text as much as Kamailio (on the 2-core test machine, at
+  saturation, roughly 3.5 times the CPU per registration and a quarter of the rate
+  of the htable configuration).
 
 Tables go to stdout, progress to stderr, everything to
 loadtest/results/register-<timestamp>.json.  See loadtest/README.md.
@@ -42,7 +54,11 @@ import harness
 logger = logging.getLogger("bench_register")
 
 SERVERS = ("sipfarm", "kamailio")
-REGISTRAR_CFG = harness.LOADTEST / "kamailio" / "registrar.cfg"
+#: Kamailio's configuration for each ``--kamailio-auth``.
+KAMAILIO_CFGS = {
+    "htable": harness.LOADTEST / "kamailio" / "registrar_htable.cfg",
+    "dbtext": harness.LOADTEST / "kamailio" / "registrar.cfg",
+}
 DOMAIN = "example.com"
 ACCOUNTS = 10_000
 #: Where SIPp's contacts point (nothing listens there: a registrar never calls them).
@@ -84,6 +100,11 @@ class Accounts:
         """One registration per account, each with its one contact."""
         return self.root / "accounts.csv"
 
+    @property
+    def htable(self) -> Path:
+        """The db_text table loaded by registrar_htable.cfg into its hash table."""
+        return self.dbtext / "htable"
+
     def bindings_csv(self, count: int) -> Path:
         """``count`` registrations over the accounts in turn, each with a new contact."""
         path = self.root / f"bindings-{count}.csv"
@@ -103,6 +124,34 @@ def _write(path: Path, text: str) -> None:
     temp.replace(path)
 
 
+def ha1(i: int) -> str:
+    """The MD5 HA1 of account ``i``: MD5(user:realm:password), the realm the domain."""
+    return hashlib.md5(f"{user_name(i)}:{DOMAIN}:{password(i)}".encode()).hexdigest()
+
+
+#: db_text's ``version`` file: the table versions Kamailio 5.6 checks (auth_db
+#: ``subscriber`` 7, htable ``htable`` 2, as in kamailio-dbtext's version file).
+DBTEXT_VERSION = "table_name(string) table_version(int)\nsubscriber:7\nhtable:2\n"
+
+
+def provision_htable(accounts: Accounts) -> None:
+    """Write the db_text ``htable`` table (and its version) if missing.
+
+    One row per account: key ``user@domain`` (key_type 0, a simple key), value the HA1
+    (value_type 0, a string), expires 0 (never; htable reads it only with
+    ``db_expires``).  Separate from :func:`provision` so that an accounts directory
+    made before this table existed gains it without being rebuilt.
+    """
+    version = accounts.dbtext / "version"
+    if accounts.htable.exists() and version.read_text() == DBTEXT_VERSION:
+        return
+    rows = ["id(int,auto) key_name(string) key_type(int) value_type(int) "
+            "key_value(string) expires(int)"]  # fmt: skip
+    rows += [f"{i + 1}:{user_name(i)}@{DOMAIN}:0:0:{ha1(i)}:0" for i in range(ACCOUNTS)]
+    _write(accounts.htable, "\n".join(rows) + "\n")
+    _write(version, DBTEXT_VERSION)
+
+
 def provision(root: Path = harness.RESULTS / f"accounts-{ACCOUNTS}") -> Accounts:
     """Create the accounts once (a marker file says they are complete); reuse them after.
 
@@ -113,6 +162,7 @@ def provision(root: Path = harness.RESULTS / f"accounts-{ACCOUNTS}") -> Accounts
     accounts = Accounts(root)
     marker = root / "complete"
     if marker.exists():
+        provision_htable(accounts)
         return accounts
     from mail.layout import Layout
     from mail.settings import AccountSettings
@@ -133,12 +183,10 @@ def provision(root: Path = harness.RESULTS / f"accounts-{ACCOUNTS}") -> Accounts
         settings = layout.settings_path(user, DOMAIN)
         settings.parent.mkdir(parents=True, exist_ok=True)
         settings.write_bytes(bytes(AccountSettings.new(user, DOMAIN, secret)))
-        ha1 = hashlib.md5(f"{user}:{DOMAIN}:{secret}".encode()).hexdigest()
-        rows.append(f"{i + 1}:{user}:{DOMAIN}::{ha1}:")
+        rows.append(f"{i + 1}:{user}:{DOMAIN}::{ha1(i)}:")
         sipp.append(f"{user};{DOMAIN};{secret};{user}@{harness.SIPP_HOST}:{CONTACT_PORT}")
-    # Kamailio 5.6's table versions (kamailio-dbtext's version file): auth_db checks 7.
-    _write(accounts.dbtext / "version", "table_name(string) table_version(int)\nsubscriber:7\n")
     _write(accounts.dbtext / "subscriber", "\n".join(rows) + "\n")
+    provision_htable(accounts)
     _write(accounts.csv, "\n".join(sipp) + "\n")
     marker.write_text(f"{ACCOUNTS} accounts at {DOMAIN}\n")
     return accounts
@@ -247,6 +295,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--start-rate", type=int, default=250, help="first rate (250)")
     parser.add_argument("--only", choices=SERVERS, help="measure one server only")
+    parser.add_argument("--kamailio-auth", choices=tuple(KAMAILIO_CFGS), default="htable",
+                        help="where Kamailio finds the HA1s: htable (default; in memory, "
+                        "loaded at startup, hash lookup) or dbtext (auth_db over db_text, "
+                        "which scans every row per lookup)")  # fmt: skip
     parser.add_argument("--budget", type=float, help="sweep seconds per server (120; --quick 40)")
     parser.add_argument("--bindings", type=int,
                         help="bindings added for the memory figure (50000; --quick 10000; "
@@ -301,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
             "sipfarm": harness.sipfarm_spec(debug=args.debug, extra=("--data", str(accounts.data))),
             "kamailio": harness.kamailio_spec(
                 workdir / "kamailio-run",
-                cfg=REGISTRAR_CFG,
+                cfg=KAMAILIO_CFGS[args.kamailio_auth],
                 extra=("-m", str(KAMAILIO_SHM_MB), "-A", f'DBURL="text://{accounts.dbtext}"'),
             ),
         }
@@ -324,11 +376,16 @@ def main(argv: list[str] | None = None) -> int:
         print(harness.format_table(report, unit="reg"))
         print()
     print(harness.format_summary(reports, unit="reg"))
+    if args.only != "sipfarm":
+        print(f"kamailio credentials: {args.kamailio_auth} "
+              f"({KAMAILIO_CFGS[args.kamailio_auth].relative_to(harness.LOADTEST)})")  # fmt: skip
     if memory:
         print()
         print(format_memory(memory))
     path = harness.write_json("register", config, reports)
     document = json.loads(path.read_text())
+    document["kamailio_auth"] = args.kamailio_auth
+    document["kamailio_cfg"] = str(KAMAILIO_CFGS[args.kamailio_auth].relative_to(harness.LOADTEST))
     document["memory"] = [{**dataclasses.asdict(m), "mib_per_100k": m.mib_per_100k} for m in memory]
     path.write_text(json.dumps(document, indent=2) + "\n")
     print(f"results: {path}")

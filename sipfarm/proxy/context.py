@@ -51,7 +51,9 @@ class ResponseContext:
         self.branches: list[Branch] = []
         self.done = False
         self.cancelled = False
-        self.timer_c = 0  # the seq of the running timer C; 0 when none runs
+        # The running timer C's heap entry holds this box, not the context: stopping it
+        # empties the box, so a stopped timer keeps nothing alive for its 3 minutes.
+        self.timer_c: list[ResponseContext | None] | None = None
 
     def pending(self) -> list[Branch]:
         return [b for b in self.branches if b.final is None]

@@ -27,6 +27,7 @@ Decisions written down:
 from __future__ import annotations
 
 import secrets
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
@@ -222,12 +223,13 @@ class Proxy:
             hop = target.hop
             b.client = layer.create_client(out, hop.transport, (hop.host, hop.port), b, now)
         if request.method == "INVITE":
-            ctx.timer_c = layer.schedule(now + self.config.timer_c, self._timer_c, ctx)
+            self._start_timer_c(ctx, now)
 
     def _forward_ack(self, ack: Request, target: Target, pop: int, strip_last: bool) -> None:
         """§16.11 for the ACK of a 2xx: a branch made from the ACK's own, no transaction."""
         theirs = ack.via[0].branch or ack.call_id
-        branch = f"{self._prefix}{loop_hash(ack)}{abs(hash(theirs)) & 0xFFFFFF:06x}"
+        mark = zlib.crc32(theirs.encode("utf-8", "surrogateescape"))  # the same on every member
+        branch = f"{self._prefix}{loop_hash(ack)}{mark:08x}"
         out = forward(
             ack,
             uri=target.uri,
@@ -280,15 +282,28 @@ class Proxy:
         b.final = 408
         if b.client is not None:
             self.layer.abandon(b.client)
+            b.client = None
         self._check_done(b.context, now)
 
     # -- timers -----------------------------------------------------------------------
 
-    def _timer_c(self, ctx: ResponseContext, seq: int, now: float) -> None:
+    def _start_timer_c(self, ctx: ResponseContext, now: float) -> None:
+        self._stop_timer_c(ctx)
+        box: list[ResponseContext | None] = [ctx]
+        ctx.timer_c = box
+        self.layer.schedule(now + self.config.timer_c, self._timer_c, box)
+
+    def _stop_timer_c(self, ctx: ResponseContext) -> None:
+        if ctx.timer_c is not None:
+            ctx.timer_c[0] = None
+            ctx.timer_c = None
+
+    def _timer_c(self, box: list[ResponseContext | None], seq: int, now: float) -> None:
         """§16.8: the INVITE got no final answer in time: CANCEL or give up each branch."""
-        if ctx.timer_c != seq or ctx.done:
+        ctx = box[0]
+        if ctx is None or ctx.done:
             return
-        ctx.timer_c = 0
+        ctx.timer_c = None
         self._count("timer_c")
         for b in ctx.pending():
             if b.provisional:
@@ -320,8 +335,8 @@ class Proxy:
             if b.cancel_wanted:
                 self._cancel_branch(b, now)
                 return
-            if ctx.timer_c and not ctx.done:  # §16.7 step 2: a provisional restarts timer C
-                ctx.timer_c = layer.schedule(now + self.config.timer_c, self._timer_c, ctx)
+            if ctx.timer_c is not None and not ctx.done:  # §16.7 step 2: restart timer C
+                self._start_timer_c(ctx, now)
             if not ctx.done:
                 layer.respond(ctx.server, strip_top_via(response), now)
             return
@@ -347,6 +362,19 @@ class Proxy:
         self, entry: ServerEntry | ClientEntry, reason: TerminationReason, now: float
     ) -> None:
         b = entry.context
+        if isinstance(b, Branch):
+            b.client = None  # break the branch <-> client entry cycle (see below)
+        if isinstance(b, ResponseContext):
+            # The server side is over: break the context's cycles (context <-> server
+            # entry, context <-> branches) so that reference counting frees it all,
+            # not the cyclic collector (whose full passes would pause the loop).
+            entry.context = None
+            if not b.done:  # the caller is gone (its transport failed): stop ringing
+                b.done = True
+                for pending in b.pending():
+                    self._cancel_branch(pending, now)
+            b.branches = []
+            return
         if not isinstance(b, Branch) or b.final is not None:
             return
         if reason is TerminationReason.TIMEOUT:
@@ -359,7 +387,7 @@ class Proxy:
 
     def _finish(self, ctx: ResponseContext) -> None:
         ctx.done = True
-        ctx.timer_c = 0
+        self._stop_timer_c(ctx)
 
     def _check_done(self, ctx: ResponseContext, now: float) -> None:
         """Once every branch has its final response, send the best upstream (§16.7 step 6)."""

@@ -159,6 +159,7 @@ class TcpConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         srv = self.server
+        self.transport = None  # transport <-> protocol is a cycle: break it
         if srv.by_peer.get(self.peer) is self:
             del srv.by_peer[self.peer]
         if self in srv.connections:

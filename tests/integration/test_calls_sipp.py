@@ -45,7 +45,14 @@ def untrusting_proxy(tmp_path: Path) -> Iterator[Member]:
 
 
 def call(
-    member: Member, workdir: Path, uac: str, uas: str, *, calls: int = CALLS, hold_ms: int = 0
+    member: Member,
+    workdir: Path,
+    uac: str,
+    uas: str,
+    *,
+    calls: int = CALLS,
+    hold_ms: int = 0,
+    caller_transport: str = "u1",
 ) -> tuple[SippStats, SippStats, str, str]:
     """Register bob at a SIPp UAS running ``uas``, then place ``calls`` with ``uac`` to him.
 
@@ -70,7 +77,8 @@ def call(
     caller = write_csv(workdir / "calls.csv", [["alice", DOMAIN, ACCOUNTS["alice"], "bob"]])
     caller_side = Sipp(
         workdir / "uac", uac, member.host, target=member.target, calls=calls, rate=10,
-        extra=["-inf", str(caller), "-d", str(hold_ms), "-auth_uri", f"bob@{DOMAIN}"],
+        extra=["-inf", str(caller), "-d", str(hold_ms), "-auth_uri", f"bob@{DOMAIN}",
+               "-t", caller_transport],
     )  # fmt: skip
     uac_stats = caller_side.finish()
     uas_stats = callee_side.finish()
@@ -132,3 +140,16 @@ def test_untrusted_caller_authenticates_after_407(untrusting_proxy: Member, tmp_
     assert (uac.successful, uac.failed) == (2, 0), f"{uac}\n{context}"
     assert (uas.successful, uas.failed) == (2, 0), f"{uas}\n{context}"
     assert "SIP/2.0 407" in uac_messages
+
+
+def test_caller_over_tcp_callee_over_udp(proxy: Member, tmp_path: Path) -> None:
+    """The caller's requests come over TCP and are answered on its connection; the
+    member Record-Routes twice (one URI per transport) and the in-dialog ACK and BYE,
+    which carry both, go on over UDP (RFC 3261 §16.6 step 4, §18.2.2)."""
+    uac, uas, uac_messages, context = call(
+        proxy, tmp_path / "calls", "call_uac", "call_uas", hold_ms=200, caller_transport="t1"
+    )
+
+    assert (uac.successful, uac.failed) == (CALLS, 0), f"{uac}\n{context}"
+    assert (uas.successful, uas.failed) == (CALLS, 0), f"{uas}\n{context}"
+    assert ";transport=tcp;lr;member=" in uac_messages, context

@@ -351,5 +351,8 @@ def test_any_sequence_of_branch_answers_gives_one_final_upstream(events: list) -
     assert len(set(non2xx)) <= 1, upstream  # one final non-2xx (retransmitted maybe)
     assert finals, upstream  # every INVITE gets its final answer in the end
     ok = [i for i, c in enumerate(finals) if c < 300]
-    if ok:  # nothing but 2xx after a 2xx; a late 2xx after our 408 is forwarded (§16.7 step 1)
+    # nothing but 2xx after a 2xx; except that a 2xx arriving after its branch's
+    # transaction timed out is forwarded without one (§16.7 step 1) and the context may
+    # still end with its best final answer (the caller's Accepted state ignores it)
+    if ok and not pair.core.counters["2xx_forwarded_stateless"]:
         assert all(c < 300 for c in finals[ok[0] :]), upstream
