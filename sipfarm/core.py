@@ -16,7 +16,9 @@ steps in the same order):
 4. The checks of every request: 416, 420, 483 (``validate_request``).
 5. REGISTER: domain (403), account (404), digest (401 / 403), then the registrar.
    OPTIONS to the member itself: 200 with its capabilities (§11).
-6. Anything else is proxied (§16): a call from a local user is challenged
+6. While the edge says the member is overloaded, a new out-of-dialog request gets
+   503 + Retry-After (RFC 3261 §21.5.4), so that calls under way still complete.
+7. Anything else is proxied (§16): a call from a local user is challenged
    (407) unless its source is trusted; a target outside the served domains
    needs a trusted or authenticated sender (403, no open relay).
 
@@ -72,6 +74,9 @@ ALLOW = (
     "REFER",
     "PUBLISH",
 )
+
+#: Retry-After (seconds) of the 503 a member answers new requests with while overloaded.
+RETRY_AFTER = "5"
 
 #: Out-of-dialog requests from local users that are challenged (407) when proxied.
 CHALLENGED = frozenset({"INVITE", "MESSAGE", "SUBSCRIBE", "REFER", "PUBLISH", "OPTIONS", "INFO"})
@@ -152,6 +157,9 @@ class SipCore:
         self.registrar = Registrar(location, config.registrar)
         self.auth = DigestAuth(config.secret, algorithms=config.digest_algorithms)
         self.trusted = TrustedSources(list(config.trusted))
+        #: Set by the edge while the member cannot keep up (sipfarm.node: event-loop lag):
+        #: new out-of-dialog requests get 503 + Retry-After, the rest is served.
+        self.overloaded = False
         self._own = {a.encode() for a in self.me.addresses}
         host, port = config.advertise
         if port == 5060:
@@ -189,6 +197,13 @@ class SipCore:
                 entry = self.layer.match_server(request)
                 if entry is not None:
                     self.layer.received_request(entry, request, now)
+                    return out
+                if self.overloaded and method != "OPTIONS" and request.to.tag is None:
+                    # Shed new work, keep what is under way (calls, dialogs, CANCEL):
+                    # a 503 costs a tenth of a proxied INVITE, and Retry-After stops
+                    # the caller's retransmissions (RFC 3261 §21.5.4).
+                    self.counters["overload_503"] += 1
+                    self._answer(request, source, 503, None, (("Retry-After", RETRY_AFTER),))
                     return out
                 validate_request(request, ("path", "outbound"))
                 if method == "REGISTER":

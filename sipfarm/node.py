@@ -20,6 +20,8 @@ import logging
 import os
 import secrets
 import signal
+import socket
+import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,11 +34,15 @@ from .actions import Send
 from .core import CoreConfig, SipCore
 from .registrar import MemoryLocation
 from .transport import TcpServer, TransportConfig, UdpServer, bind_udp
+from .transport.ratelimit import RateLimitedLog
 
 logger = logging.getLogger(__name__)
 
 #: The farm-wide nonce secret lives beside the shared storage (DESIGN.md "Account store").
 SECRET_FILE = "farm.secret"
+
+#: getsockopt(SOL_SOCKET, SO_MEMINFO): the socket's memory, receive queue first (Linux).
+SO_MEMINFO = getattr(socket, "SO_MEMINFO", 55)
 
 #: Seconds between full passes of the cyclic garbage collector (see Member.start).
 FULL_COLLECTION = 3600.0
@@ -56,6 +62,9 @@ class MemberConfig:
     transport: TransportConfig = field(default_factory=TransportConfig)
     stats_interval: float = 60.0
     tick: float = 0.01
+    overload_on: float = 0.05  # UDP receive queue fill that starts shedding new requests
+    overload_off: float = 0.01  # and the fill under which shedding stops
+    overload_lag: float = 0.2  # smoothed event-loop lag (s) that starts shedding too
 
 
 class _NoAccounts:
@@ -122,6 +131,10 @@ class Member:
         self._ticker: asyncio.TimerHandle | None = None
         self._next_expiry = 0.0
         self._next_full_collection = 0.0
+        self._tick_due = 0.0
+        self._lag = 0.0
+        self._udp_sock: socket.socket | None = None
+        self._overload_log = RateLimitedLog(logger, interval=10.0, burst=4)
 
     # -- sending: the one place where the core's Send values meet sockets ---------------
 
@@ -144,7 +157,11 @@ class Member:
 
     def _tick(self) -> None:
         loop = asyncio.get_running_loop()
-        self._ticker = loop.call_later(self.config.tick, self._tick)
+        started = loop.time()
+        if self._tick_due:
+            self._watch_load(started - self._tick_due)
+        self._tick_due = started + self.config.tick
+        self._ticker = loop.call_at(self._tick_due, self._tick)
         now = time.time()
         try:
             deadline = self.core.next_deadline()
@@ -159,6 +176,37 @@ class Member:
                     self._full_collection()
         except Exception:
             logger.exception("timer processing failed")
+
+    def _watch_load(self, lag: float) -> None:
+        """Overload: datagrams waiting in the socket, or an event loop running late.
+
+        The UDP receive queue is read with SO_MEMINFO (the kernel's count of bytes
+        waiting); the loop's lateness is how long after it was due this tick ran.  When
+        the queue holds more than ``overload_on`` of its buffer, or the smoothed lag is
+        above ``overload_lag``, the core sheds new requests (503); it stops below
+        ``overload_off`` of the buffer and a tenth of that lag.
+        """
+        self._lag = 0.8 * self._lag + 0.2 * lag
+        fill = 0.0
+        if self._udp_sock is not None:
+            try:
+                info = self._udp_sock.getsockopt(socket.SOL_SOCKET, SO_MEMINFO, 36)
+                rmem, rcvbuf = struct.unpack_from("2I", info)
+                fill = rmem / rcvbuf if rcvbuf else 0.0
+            except OSError:  # not Linux, or an old kernel: the lag alone
+                self._udp_sock = None
+        cfg = self.config
+        core = self.core
+        if not core.overloaded and (fill > cfg.overload_on or self._lag > cfg.overload_lag):
+            core.overloaded = True
+            self._overload_log.warning(
+                "overloaded (receive queue %.0f%% full, loop %.0f ms late): new requests get 503",
+                fill * 100,
+                self._lag * 1e3,
+            )
+        elif core.overloaded and fill < cfg.overload_off and self._lag < cfg.overload_lag / 10:
+            core.overloaded = False
+            self._overload_log.warning("overload over: serving new requests again")
 
     def _full_collection(self) -> None:
         started = time.monotonic()
@@ -192,6 +240,7 @@ class Member:
             raise
         self._udp = transport
         self._udp_server = protocol
+        self._udp_sock = sock
         # Memory: the cores build no reference cycles (tests/unit/proxy/test_proxy_memory.py),
         # so reference counting frees a call's objects when its last timer has fired.  The
         # cyclic collector's full passes walk every live object (a second and more with

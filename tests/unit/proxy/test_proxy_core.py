@@ -356,3 +356,30 @@ def test_any_sequence_of_branch_answers_gives_one_final_upstream(events: list) -
     # still end with its best final answer (the caller's Accepted state ignores it)
     if ok and not pair.core.counters["2xx_forwarded_stateless"]:
         assert all(c < 300 for c in finals[ok[0] :]), upstream
+
+
+def test_overloaded_member_sheds_new_requests_but_serves_calls_under_way() -> None:
+    """RFC 3261 §21.5.4: 503 + Retry-After to new work; dialogs and retransmissions go on."""
+    pair = registered("sip:bob@198.51.100.2:5070")
+    fwd = pair.feed(invite())[1]
+    from_callee(pair, answer_to(fwd, 200))
+    pair.core.overloaded = True
+    assert pair.feed(invite()) == []  # a retransmission: absorbed (RFC 6026 Accepted), no 503
+    other = invite(branch="z9hG4bKinv2").replace("call-1@", "call-2@")
+    (shed,) = pair.feed(other)
+    assert status(shed) == 503 and msg(shed).headers.get("retry-after") == "5"
+    bye = """
+        BYE sip:bob@198.51.100.2:5070 SIP/2.0
+        Via: SIP/2.0/UDP 198.51.100.1:5060;branch=z9hG4bKbye1
+        Route: <sip:192.0.2.10:5060;lr;member=m1>
+        Max-Forwards: 70
+        From: Alice <sip:alice@example.com>;tag=a1
+        To: Bob <sip:bob@example.com>;tag=b1
+        Call-ID: call-1@198.51.100.1
+        CSeq: 2 BYE
+        """
+    (byed,) = pair.feed(bye)
+    assert request(byed).method == "BYE" and byed.address == CALLEE
+    pair.core.overloaded = False
+    out = pair.feed(other)
+    assert status(out[0]) == 100
