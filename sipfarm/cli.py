@@ -7,6 +7,7 @@ import dataclasses
 import ipaddress
 import logging
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -137,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="UDP and TCP address to serve SIP on",
     )
     m.add_argument("--data", type=Path, metavar="DIR", help="storage directory")
+    m.add_argument(
+        "--advertise",
+        type=_address,
+        metavar="HOST:PORT",
+        help="address put in Via and Record-Route (default: --sip; for 0.0.0.0, this host's)",
+    )
     m.add_argument("--token", type=_token, help="member token (default: random)")
     m.add_argument(
         "--trusted",
@@ -164,9 +171,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="SIP address (default 0.0.0.0:5060)",
     )
     _add_data(u)
+    u.add_argument(
+        "--advertise",
+        type=_address,
+        metavar="HOST:PORT",
+        help="address put in Via and Record-Route (default: this host's)",
+    )
     u.add_argument("--debug", action="store_true", help="log every packet")
     _add_store_commands(sub)
     return p
+
+
+def _advertised(host: str, port: int, given: tuple[str, int] | None) -> tuple[str, int]:
+    """What phones are told to send to: ``given``, else the bound address, else (for a
+    wildcard bind) the address this host reaches others from, else loopback."""
+    if given is not None:
+        return given
+    if host not in ("0.0.0.0", "::"):
+        return host, port
+    family = socket.AF_INET6 if host == "::" else socket.AF_INET
+    probe = "2001:db8::1" if host == "::" else "192.0.2.1"  # documentation addresses
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.connect((probe, 9))  # no packet is sent: this only picks the route
+            return s.getsockname()[0], port
+    except OSError:  # no route at all: a host on its own
+        return ("::1" if host == "::" else "127.0.0.1"), port
 
 
 def _run_member(config: MemberConfig, debug: bool) -> int:
@@ -259,6 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             data=args.data,
             trusted=tuple(args.trusted),
             digest_algorithms=args.digest_algorithms,
+            advertise=_advertised(host, port, args.advertise),
         )
         if args.token:
             config = dataclasses.replace(config, token=args.token)
@@ -267,7 +298,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The one-host embedded default.  Until the farm issue brings etcd and one
         # member per core, it is a single member on the host's SIP port.
         host, port = args.sip
-        return _run_member(MemberConfig(host=host, port=port, data=args.data), args.debug)
+        config = MemberConfig(
+            host=host, port=port, data=args.data, advertise=_advertised(host, port, args.advertise)
+        )
+        return _run_member(config, args.debug)
     if args.command in ("domain", "account"):
         return _run_store(args)
     raise AssertionError(args.command)

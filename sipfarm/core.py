@@ -194,7 +194,9 @@ class SipCore:
             elif method == "CANCEL":
                 self._cancel(request, source, now)
             else:
-                entry = self.layer.match_server(request)
+                # REGISTER is answered without a transaction (a retransmission is
+                # answered again, RFC 3261 §10.3 and the registrar's CSeq rule)
+                entry = None if method == "REGISTER" else self.layer.match_server(request)
                 if entry is not None:
                     self.layer.received_request(entry, request, now)
                     return out

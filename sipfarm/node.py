@@ -103,6 +103,15 @@ def farm_secret(data: Path | None) -> bytes:
     return path.read_bytes()
 
 
+def _own_addresses(host: str, port: int) -> tuple[str, ...]:
+    """The ``host:port`` strings that name this member in a Request-URI or Route."""
+    if host == "0.0.0.0":
+        return (f"127.0.0.1:{port}",)
+    if host == "::":
+        return (f"[::1]:{port}", f"127.0.0.1:{port}")
+    return (f"[{host}]:{port}" if ":" in host else f"{host}:{port}",)
+
+
 class Member:
     """One member: binds, serves until stopped, reports its counters."""
 
@@ -117,7 +126,7 @@ class Member:
                 token=config.token,
                 advertise=config.advertise or (config.host, config.port),
                 secret=farm_secret(config.data),
-                addresses=(f"{config.host}:{config.port}",),
+                addresses=_own_addresses(config.host, config.port),
                 trusted=config.trusted,
                 digest_algorithms=config.digest_algorithms,
             ),

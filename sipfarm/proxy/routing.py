@@ -75,7 +75,8 @@ class Self:
         self.token = token
         self.advertise = advertise
         self.addresses = {a.lower() for a in addresses}
-        self.addresses.add(f"{advertise[0]}:{advertise[1]}".lower())
+        host = f"[{advertise[0]}]" if ":" in advertise[0] else advertise[0]
+        self.addresses.add(f"{host}:{advertise[1]}".lower())
 
     def is_me(self, uri: Uri) -> bool:
         if not isinstance(uri, SipUri):

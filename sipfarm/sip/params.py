@@ -26,11 +26,10 @@ class Params(tuple[tuple[str, str | None], ...]):
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The value of the first parameter called ``name`` ('' for a flag)."""
-        if not self:
-            return default
-        lname = name.lower()
-        for k, v in self:
-            if k.lower() == lname:
+        if not name.islower():
+            name = name.lower()
+        for k, v in self:  # names are nearly always written in lower case: fold the others
+            if k == name or (not k.islower() and k.lower() == name):
                 return "" if v is None else v
         return default
 
