@@ -39,7 +39,7 @@ from .auth import DigestAuth, TrustedSources, Verdict
 from .proxy.proxy import Proxy, ProxyConfig, Reject, Target
 from .proxy.routing import Hop, Self, is_our_branch, next_hop, strip_top_via
 from .registrar import Location, Registrar, RegistrarConfig, aor_of
-from .sip import Request, Response, SipError, make_response, parse, validate_request
+from .sip import Request, Response, SipError, parse, validate_request
 from .sip.nameaddr import parse_nameaddr
 from .sip.uri import SipUri, parse_uri
 from .sip.via import response_address
@@ -404,9 +404,8 @@ class SipCore:
         headers: tuple[tuple[str, str], ...],
     ) -> None:
         """A stateless answer (§8.2.6): the To-tag is a function of the request."""
-        tag = None if request.to.tag is not None else self.stateless.to_tag(request)
-        response = make_response(request, status, reason, headers=headers, to_tag=tag)
-        self.layer.out.append(self._to_source(bytes(response), request, source))
+        data = self.stateless.answer(request, status, reason, headers)
+        self.layer.out.append(self._to_source(data, request, source))
 
     def _to_source(self, data: bytes, request: Request, source: Source) -> Send:
         if source.transport == "UDP":

@@ -153,10 +153,19 @@ class StatelessCore:
         reason: str | None,
         headers: tuple[tuple[str, str], ...],
     ) -> SendResponse:
-        tag = None if request.to.tag is not None else self.to_tag(request)
-        response = make_response(request, status, reason, headers=headers, to_tag=tag)
         address = response_address(request.via[0], (source.host, source.port))
-        return SendResponse(bytes(response), address)
+        return SendResponse(self.answer(request, status, reason, headers), address)
+
+    def answer(
+        self,
+        request: Request,
+        status: int,
+        reason: str | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> bytes:
+        """The bytes of a stateless answer (§8.2.6), with :meth:`to_tag` unless To has one."""
+        tag = None if request.to.tag is not None else self.to_tag(request)
+        return bytes(make_response(request, status, reason, headers=headers, to_tag=tag))
 
     def refuse(self, data: bytes, exc: SipError, source: Source) -> Action:
         """Answer ``exc`` to a request that is broken, if enough of it survives; else drop."""

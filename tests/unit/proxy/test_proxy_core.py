@@ -12,6 +12,29 @@ from sipfarm.sip import Response
 
 TRUSTED = ("198.51.100.0/24",)
 
+#: The caller's CANCEL of invite() (§9.1: same branch, same CSeq number).
+CANCEL = """
+    CANCEL sip:bob@example.com SIP/2.0
+    Via: SIP/2.0/UDP 198.51.100.1:5060;branch=z9hG4bKinv1
+    Max-Forwards: 70
+    From: Alice <sip:alice@example.com>;tag=a1
+    To: Bob <sip:bob@example.com>
+    Call-ID: call-1@198.51.100.1
+    CSeq: 1 CANCEL
+    """
+
+#: The caller's ACK of the 200 of invite(), routed back through the member.
+ACK = """
+    ACK sip:bob@198.51.100.2:5070 SIP/2.0
+    Via: SIP/2.0/UDP 198.51.100.1:5060;branch=z9hG4bKack1
+    Route: <sip:192.0.2.10:5060;lr;member=m1>
+    Max-Forwards: 70
+    From: Alice <sip:alice@example.com>;tag=a1
+    To: Bob <sip:bob@example.com>;tag=b1
+    Call-ID: call-1@198.51.100.1
+    CSeq: 1 ACK
+    """
+
 
 def invite(*, branch: str = "z9hG4bKinv1", to: str = "bob", extra: str = "", mf: int = 70) -> str:
     return f"""
@@ -86,16 +109,7 @@ def test_a_whole_call_180_200_ack_bye() -> None:
     (ok,) = from_callee(pair, answer_to(fwd, 200))
     assert status(ok) == 200
     assert msg(ok).headers.get("record-route") == "<sip:192.0.2.10:5060;lr;member=m1>"
-    ack = """
-        ACK sip:bob@198.51.100.2:5070 SIP/2.0
-        Via: SIP/2.0/UDP 198.51.100.1:5060;branch=z9hG4bKack1
-        Route: <sip:192.0.2.10:5060;lr;member=m1>
-        Max-Forwards: 70
-        From: Alice <sip:alice@example.com>;tag=a1
-        To: Bob <sip:bob@example.com>;tag=b1
-        Call-ID: call-1@198.51.100.1
-        CSeq: 1 ACK
-        """
+    ack = ACK
     (acked,) = pair.feed(ack)
     a = request(acked)
     assert a.method == "ACK" and acked.address == CALLEE
@@ -132,16 +146,7 @@ def test_parallel_fork_2xx_wins_and_the_other_branch_is_cancelled() -> None:
 def test_cancel_waits_for_a_provisional_before_it_goes_downstream() -> None:
     pair = registered("sip:bob@198.51.100.2:5070")
     fwd = pair.feed(invite())[1]
-    cancel = """
-        CANCEL sip:bob@example.com SIP/2.0
-        Via: SIP/2.0/UDP 198.51.100.1:5060;branch=z9hG4bKinv1
-        Max-Forwards: 70
-        From: Alice <sip:alice@example.com>;tag=a1
-        To: Bob <sip:bob@example.com>
-        Call-ID: call-1@198.51.100.1
-        CSeq: 1 CANCEL
-        """
-    (ok,) = pair.feed(cancel)
+    (ok,) = pair.feed(CANCEL)
     assert status(ok) == 200 and msg(ok).cseq.method == "CANCEL"
     out = from_callee(pair, answer_to(fwd, 180))
     assert [request(s).method for s in out] == ["CANCEL"]  # the 180 is not passed up
@@ -323,17 +328,7 @@ def test_any_sequence_of_branch_answers_gives_one_final_upstream(events: list) -
     for name, what in events:
         fwd = branches[name]
         if what == "cancel":
-            sent = pair.feed(
-                """
-                CANCEL sip:bob@example.com SIP/2.0
-                Via: SIP/2.0/UDP 198.51.100.1:5060;branch=z9hG4bKinv1
-                Max-Forwards: 70
-                From: Alice <sip:alice@example.com>;tag=a1
-                To: Bob <sip:bob@example.com>
-                Call-ID: call-1@198.51.100.1
-                CSeq: 1 CANCEL
-                """
-            )
+            sent = pair.feed(CANCEL)
         elif what == "wait":
             sent = pair.advance(100.0)
         else:

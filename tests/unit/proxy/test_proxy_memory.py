@@ -11,28 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 from corepair import CALLEE, CALLEE2, Pair, make_core, register
-from test_proxy_core import TRUSTED, answer_to, from_callee, invite
-
-CANCEL = """
-    CANCEL sip:bob@example.com SIP/2.0
-    Via: SIP/2.0/UDP 198.51.100.1:5060;branch=z9hG4bKinv1
-    Max-Forwards: 70
-    From: Alice <sip:alice@example.com>;tag=a1
-    To: Bob <sip:bob@example.com>
-    Call-ID: call-1@198.51.100.1
-    CSeq: 1 CANCEL
-    """
-
-ACK = """
-    ACK sip:bob@198.51.100.2:5070 SIP/2.0
-    Via: SIP/2.0/UDP 198.51.100.1:5060;branch=z9hG4bKack1
-    Route: <sip:192.0.2.10:5060;lr;member=m1>
-    Max-Forwards: 70
-    From: Alice <sip:alice@example.com>;tag=a1
-    To: Bob <sip:bob@example.com>;tag=b1
-    Call-ID: call-1@198.51.100.1
-    CSeq: 1 ACK
-    """
+from test_proxy_core import ACK, CANCEL, TRUSTED, answer_to, from_callee, invite
 
 
 @pytest.fixture
