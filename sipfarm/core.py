@@ -157,8 +157,9 @@ class SipCore:
         self.registrar = Registrar(location, config.registrar)
         self.auth = DigestAuth(config.secret, algorithms=config.digest_algorithms)
         self.trusted = TrustedSources(list(config.trusted))
-        #: Set by the edge while the member cannot keep up (sipfarm.node: event-loop lag):
-        #: new out-of-dialog requests get 503 + Retry-After, the rest is served.
+        #: Set by the edge while the member cannot keep up (sipfarm.node: a filling UDP
+        #: receive queue, a late event loop): new out-of-dialog requests get 503 +
+        #: Retry-After, the rest is served.
         self.overloaded = False
         self._own = {a.encode() for a in self.me.addresses}
         host, port = config.advertise

@@ -62,8 +62,10 @@ class MemberConfig:
     transport: TransportConfig = field(default_factory=TransportConfig)
     stats_interval: float = 60.0
     tick: float = 0.01
-    overload_on: float = 0.05  # UDP receive queue fill that starts shedding new requests
-    overload_off: float = 0.01  # and the fill under which shedding stops
+    # UDP receive queue fill that starts shedding new requests (a quarter of the 4 MiB
+    # buffer is some 250 ms of work: about when callers start to retransmit, T1 = 500 ms)
+    overload_on: float = 0.25
+    overload_off: float = 0.05  # and the fill under which shedding stops
     overload_lag: float = 0.2  # smoothed event-loop lag (s) that starts shedding too
 
 
