@@ -58,7 +58,8 @@ class Target(NamedTuple):
 
 
 class Reject(NamedTuple):
-    """The proxy answers the request itself (statelessly) with this."""
+    """The proxy answers the request itself (statelessly) with this; status 0 for an ACK
+    that goes nowhere (an ACK is never answered, §17.1.1.3)."""
 
     status: int
     reason: str | None = None
