@@ -17,8 +17,10 @@ import contextlib
 import csv
 import importlib.util
 import math
+import re
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -53,6 +55,7 @@ SCENARIOS = REPO / "loadtest" / "scenarios"
 SIP_PORT = 5060
 READY_TIMEOUT_S = 10.0
 STOP_GRACE_S = 5.0
+ANSWER_S = 5.0  # how long a test waits for one answer from the member
 
 
 # ------------------------------------------------------------------------- processes
@@ -121,6 +124,76 @@ def start_member(
     except BaseException:
         stop_process(process)
         raise
+
+
+class TcpPeer:
+    """A TCP connection from the member's loopback address, reading whole SIP messages."""
+
+    def __init__(self, host: str, port: int):
+        self.sock = socket.create_connection(
+            (host, port), timeout=ANSWER_S, source_address=(host, 0)
+        )
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def _cut(self) -> bytes | None:
+        end = self.buf.find(b"\r\n\r\n")
+        if end < 0:
+            return None
+        m = re.search(rb"^(?:content-length|l)[ \t]*:[ \t]*(\d+)", self.buf[:end], re.M | re.I)
+        assert m is not None, f"answer without Content-Length: {self.buf!r}"
+        total = end + 4 + int(m.group(1))
+        if len(self.buf) < total:
+            return None
+        message, self.buf = self.buf[:total], self.buf[total:]
+        return message
+
+    def read(self, timeout: float = ANSWER_S) -> bytes | None:
+        """The next whole message, or None once the member has closed the connection.
+
+        Raises AssertionError when neither happens within ``timeout``.
+        """
+        deadline = time.monotonic() + timeout
+        while (message := self._cut()) is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"neither a message nor a close in {timeout} s: {self.buf!r}")
+            self.sock.settimeout(left)
+            try:
+                data = self.sock.recv(65536)
+            except TimeoutError:
+                continue
+            except ConnectionResetError:
+                return None
+            if not data:
+                return None
+            self.buf += data
+        return message
+
+    def read_until_closed(self, timeout: float = ANSWER_S) -> list[bytes]:
+        """Every message until the member closes the connection (which it must, in time)."""
+        out: list[bytes] = []
+        while (message := self.read(timeout)) is not None:
+            out.append(message)
+        return out
+
+    def closed_within(self, timeout: float) -> bool:
+        """Whether the member closes the connection within ``timeout``; it must send nothing."""
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(65536)
+        except TimeoutError:
+            return False
+        except ConnectionResetError:
+            return True
+        assert not data, f"unexpected bytes on a silent connection: {data!r}"
+        return True
 
 
 # ------------------------------------------------------------------------------ SIPp
