@@ -79,7 +79,9 @@ class UdpServer(asyncio.DatagramProtocol):
             else:
                 outcome = self._receive(data, source, time.time())
             if type(outcome) is list:
-                if outcome:
+                if len(outcome) == 1 and outcome[0][1] == "UDP":  # the common case, inline
+                    self.send(outcome[0][0], outcome[0][2])
+                elif outcome:
                     self._dispatch(outcome)
             elif isinstance(outcome, Drop) and outcome.reason == "garbage":
                 self._drops.warning(
