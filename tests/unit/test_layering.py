@@ -34,6 +34,7 @@ CORE_GLOBS = (
     "sipfarm/proxy/**/*.py",
     "sipfarm/core.py",
     "cluster/ring.py",
+    "cluster/frames.py",
     "sipfarm/cluster/ring.py",
     "mail/errors.py",
     "mail/names.py",
