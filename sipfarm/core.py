@@ -36,6 +36,7 @@ from mail.api import AccountRecord
 
 from .actions import Drop, Send, SendResponse, Source
 from .auth import DigestAuth, TrustedSources, Verdict
+from .ownership import tag_prefix
 from .proxy.proxy import Proxy, ProxyConfig, Reject, Target
 from .proxy.routing import Hop, Self, is_our_branch, next_hop, strip_top_via
 from .registrar import Location, Registrar, RegistrarConfig, aor_of
@@ -297,7 +298,7 @@ class SipCore:
         if entry is not None:
             self.layer.received_request(entry, ack, now)  # the ACK of a non-2xx: absorbed
             return
-        if ack.to.tag is not None and ack.to.tag.startswith(self.config.token + "-"):
+        if ack.to.tag is not None and ack.to.tag.startswith(tag_prefix(self.config.token)):
             self.counters["ack_absorbed"] += 1  # the ACK of one of our stateless answers
             return
         reject = self.proxy.process(ack, source, now, may_relay=source.host in self.trusted)

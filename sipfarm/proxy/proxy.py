@@ -33,10 +33,11 @@ from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 from ..actions import Send, Source
+from ..ownership import branch_prefix
 from ..sip.message import Request, Response
 from ..sip.response import make_response
 from ..sip.uri import SipUri, Uri
-from ..sip.via import MAGIC_COOKIE, response_address
+from ..sip.via import response_address
 from ..transaction.events import TerminationReason
 from ..transaction.layer import ClientEntry, ServerEntry, TransactionLayer
 from .context import Branch, ResponseContext, best_response
@@ -101,7 +102,7 @@ class Proxy:
         self.locator = locator
         self.config = config if config is not None else ProxyConfig()
         self._rand = rand
-        self._prefix = MAGIC_COOKIE + me.token
+        self._prefix = branch_prefix(me.token)
         layer.tu = self
         self.counters: dict[str, int] = {}
 

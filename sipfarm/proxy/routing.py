@@ -11,13 +11,14 @@ from __future__ import annotations
 import zlib
 from typing import NamedTuple
 
+from ..ownership import branch_prefix
 from ..sip.cseq import CSeq
 from ..sip.grammar import split_comma
 from ..sip.headers import HeaderField, Headers
 from ..sip.message import Request, Response
 from ..sip.nameaddr import NameAddr
 from ..sip.uri import SipUri, Uri
-from ..sip.via import MAGIC_COOKIE, Via, parse_via
+from ..sip.via import Via, parse_via
 
 __all__ = [
     "Hop",
@@ -260,7 +261,7 @@ def cancel_for(invite: Request) -> Request:
 def is_our_branch(via: Via, me: Self) -> bool:
     """Whether ``via`` is one this proxy put on a request (its branch carries our token)."""
     b = via.branch
-    return b is not None and b.startswith(MAGIC_COOKIE + me.token)
+    return b is not None and b.startswith(branch_prefix(me.token))
 
 
 def route_uris(routes: tuple[NameAddr, ...]) -> list[Uri]:

@@ -37,6 +37,8 @@ CORE_GLOBS = (
     "sipfarm/registrar/**/*.py",
     "sipfarm/proxy/**/*.py",
     "sipfarm/core.py",
+    "sipfarm/ownership.py",
+    "sipfarm/router.py",
     "cluster/ring.py",
     "cluster/frames.py",
     "sipfarm/cluster/ring.py",

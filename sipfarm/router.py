@@ -1,0 +1,87 @@
+"""The farm router's decision: which member handles a packet (sans-IO; DESIGN.md "Ownership").
+
+Any member takes any packet from the balancer; :func:`place` says whether it is
+this member's work or another's, from what :func:`sipfarm.sip.peek` read and
+the current view of the farm.  The edge relays what belongs elsewhere over the
+cluster link and never relays a packet that was relayed to it.
+
+Rules, in order:
+
+1. A **response** belongs to the member named in its top Via branch, when that
+   Via is the farm's (its sent-by is the farm's address: another UA's branch
+   may look like ours).
+2. A request with a **Route** that names a member (``member=`` in the farm's
+   Record-Route), or failing that a **Request-URI** that names one, belongs to
+   that member: in-dialog requests and requests to a task.
+3. An **ACK** whose To-tag carries a member token belongs to that member (the
+   ACK of a response that member made itself).
+4. Anything else (a new request, a CANCEL, a retransmission without a token)
+   belongs to the **owner of its Call-ID** on the ring of ready members.  During
+   a view change, a packet the member has no state for goes to its owner
+   under the previous view when that member is still alive, for as long as a
+   transaction can live (64*T1): the INVITE it CANCELs, or whose retransmission
+   it is, is there.
+
+A token that names no live member is ignored (its work died with it); the
+next rule decides.  Decision written down: REGISTER is placed by Call-ID like
+every new request.  A UA keeps its Call-ID across its registrations (RFC 3261
+§10.2), so its retries and refreshes land on one member; the binding itself
+lives with the AOR's owner, asked over the cluster link (issue 5, item 5).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from cluster.ring import Ring
+
+from .ownership import token_of_branch, token_of_tag, token_of_uri
+from .sip.peek import Peek
+
+__all__ = ["View", "place"]
+
+
+class View(NamedTuple):
+    """What the router knows of the farm: who it is, who lives, who takes new work."""
+
+    me: str
+    live: frozenset[str]  # every member with a lease (ready, joining or draining)
+    ring: Ring  # the ready members: owners of new work
+    farm: frozenset[bytes] = frozenset()  # the farm's sent-by values (VIP host:port …)
+    previous: Ring | None = None  # the ring before the last change …
+    handoff_until: float = 0.0  # … consulted until then
+
+
+def _live(token: str | None, view: View) -> str | None:
+    return token if token is not None and token in view.live else None
+
+
+def place(peek: Peek, view: View, now: float, *, has_state: bool = False) -> str | None:
+    """The token of the member whose work ``peek`` is; None when it is this member's.
+
+    ``has_state``: this member already holds a transaction for the packet (the
+    edge looked); then it keeps it, whatever the view says.
+    """
+    if has_state:
+        return None
+    if peek.status is not None:  # 1. a response
+        if peek.sent_by is not None and peek.sent_by.lower() in view.farm:
+            owner = _live(token_of_branch(peek.branch), view)
+            if owner is not None:
+                return None if owner == view.me else owner
+        return None  # not ours to relay: the member answers or drops it itself
+    # 2. Route / Request-URI naming a member
+    owner = _live(token_of_uri(peek.route), view) or _live(token_of_uri(peek.request_uri), view)
+    if owner is None and peek.method == b"ACK":  # 3.
+        owner = _live(token_of_tag(peek.to_tag), view)
+    if owner is None:  # 4. the Call-ID's owner
+        key = peek.call_id or b""
+        owner = view.ring.owner(key)
+        previous = view.previous
+        if previous is not None and now < view.handoff_until:
+            before = _live(previous.owner(key), view)
+            if before is not None and before != owner:
+                owner = before
+    if owner is None or owner == view.me:
+        return None
+    return owner
