@@ -1,0 +1,226 @@
+"""The cluster link: one persistent TCP connection per pair of members (asyncio edge).
+
+DESIGN.md "Cluster": relayed packets and member-to-member calls travel as
+:mod:`cluster.frames` over TCP on the inner network.  Rules of this edge:
+
+- **One connection per pair.** The member whose token sorts first connects; the
+  other only accepts.  Both can then send on it.
+- **Handshake.** Each side's first frame is a ``Hello`` with its token and the
+  protocol versions it speaks; with no version in common, or a second
+  ``Hello``, or anything that is not a frame, the connection is closed.
+- **Reconnect.** A link this member opened is re-opened after a loss, with
+  exponential backoff (50 ms doubling to 2 s), for as long as the peer is wanted
+  (:meth:`Links.want`, :meth:`Links.forget`: the membership view says so).
+- **No unbounded queues.** :meth:`Links.send` returns False when the link is
+  down or its write buffer is full; the caller decides (a relayed SIP packet is
+  then dropped and counted: the sender's retransmission comes again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Protocol
+
+from .frames import (
+    PROTOCOL_VERSIONS,
+    Frame,
+    FrameError,
+    FrameReader,
+    Hello,
+    common_version,
+    encode,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["FrameHandler", "Links"]
+
+#: Bytes a link may hold unsent before send() refuses more.
+WRITE_LIMIT = 4 * 1024 * 1024
+BACKOFF_FIRST = 0.05
+BACKOFF_MAX = 2.0
+
+
+class FrameHandler(Protocol):
+    """Where a link delivers what its peer sent (after the handshake)."""
+
+    def frame_received(self, peer: str, frame: Frame) -> None: ...
+
+
+class _Connection(asyncio.Protocol):
+    """One TCP connection of the link; learns its peer from the peer's Hello."""
+
+    def __init__(self, links: Links, expected: str | None) -> None:
+        self.links = links
+        self.expected = expected  # the peer we dialled, or None for an accepted one
+        self.peer: str | None = None
+        self.version: int | None = None
+        self.reader = FrameReader()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+        transport.write(encode(Hello(self.links.token, PROTOCOL_VERSIONS)))  # type: ignore[attr-defined]
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            frames = self.reader.feed(data)
+        except FrameError as exc:
+            self._close(f"bad frame: {exc}")
+            return
+        for frame in frames:
+            if self.version is None:
+                if not self._hello(frame):
+                    return
+                continue
+            if isinstance(frame, Hello):
+                self._close("a second Hello")
+                return
+            assert self.peer is not None
+            try:
+                self.links.handler.frame_received(self.peer, frame)
+            except Exception:
+                logger.exception("cluster link %s: frame handler failed", self.peer)
+
+    def _hello(self, frame: Frame) -> bool:
+        if not isinstance(frame, Hello):
+            self._close("no Hello first")
+            return False
+        version = common_version(PROTOCOL_VERSIONS, tuple(frame.versions))
+        if version is None:
+            self._close(f"no common protocol version (theirs {list(frame.versions)})")
+            return False
+        if self.expected is not None and frame.token != self.expected:
+            self._close(f"expected {self.expected}, {frame.token} answered")
+            return False
+        if frame.token == self.links.token:
+            self._close("a link to myself")
+            return False
+        self.peer, self.version = frame.token, version
+        self.links._up(self)
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.links._down(self)
+        self.transport = None
+
+    def _close(self, why: str) -> None:
+        logger.warning("cluster link %s closed: %s", self.peer or self.expected or "?", why)
+        if self.transport is not None:
+            self.transport.close()
+
+    def send(self, frame: Frame) -> bool:
+        t = self.transport
+        if t is None or t.is_closing() or t.get_write_buffer_size() > WRITE_LIMIT:
+            return False
+        t.write(encode(frame))
+        return True
+
+
+class Links:
+    """The links of member ``token`` to the other members."""
+
+    def __init__(self, token: str, handler: FrameHandler) -> None:
+        self.token = token
+        self.handler = handler
+        self._links: dict[str, _Connection] = {}
+        self._wanted: dict[str, tuple[str, int]] = {}
+        self._dialing: dict[str, asyncio.Task[None]] = {}
+        self._server: asyncio.AbstractServer | None = None
+        self.counters: dict[str, int] = {}
+
+    # -- serving ------------------------------------------------------------------------
+
+    async def listen(self, host: str, port: int) -> tuple[str, int]:
+        """Accept links on ``host:port`` (port 0: any); returns the bound address."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _Connection(self, None), host, port, reuse_address=True
+        )
+        sock = self._server.sockets[0]
+        bound = sock.getsockname()
+        return bound[0], bound[1]
+
+    async def close(self) -> None:
+        self._wanted.clear()
+        for task in self._dialing.values():
+            task.cancel()
+        self._dialing.clear()
+        for conn in list(self._links.values()):
+            if conn.transport is not None:
+                conn.transport.close()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    # -- the view says who the peers are ---------------------------------------------
+
+    def want(self, peer: str, address: tuple[str, int]) -> None:
+        """Keep a link to ``peer`` at ``address`` (dialled only when our token sorts first)."""
+        self._wanted[peer] = address
+        if self.token < peer and peer not in self._links and peer not in self._dialing:
+            self._dialing[peer] = asyncio.get_running_loop().create_task(self._dial(peer))
+
+    def forget(self, peer: str) -> None:
+        """``peer`` left the view: stop re-dialling it and close its link."""
+        self._wanted.pop(peer, None)
+        task = self._dialing.pop(peer, None)
+        if task is not None:
+            task.cancel()
+        conn = self._links.pop(peer, None)
+        if conn is not None and conn.transport is not None:
+            conn.transport.close()
+
+    def is_up(self, peer: str) -> bool:
+        return peer in self._links
+
+    def send(self, peer: str, frame: Frame) -> bool:
+        """Send ``frame`` to ``peer`` now; False when the link is down or backed up."""
+        conn = self._links.get(peer)
+        if conn is None or not conn.send(frame):
+            self.counters["send_refused"] = self.counters.get("send_refused", 0) + 1
+            return False
+        return True
+
+    # -- inside ------------------------------------------------------------------------
+
+    async def _dial(self, peer: str) -> None:
+        delay = BACKOFF_FIRST
+        loop = asyncio.get_running_loop()
+        try:
+            while peer in self._wanted and peer not in self._links:
+                host, port = self._wanted[peer]
+                with contextlib.suppress(OSError, TimeoutError):
+                    await asyncio.wait_for(
+                        loop.create_connection(lambda: _Connection(self, peer), host, port), 5.0
+                    )
+                    # up once the peer's Hello arrives; give it a moment
+                    for _ in range(20):
+                        if peer in self._links:
+                            return
+                        await asyncio.sleep(delay / 4)
+                self.counters["dial_retries"] = self.counters.get("dial_retries", 0) + 1
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, BACKOFF_MAX)
+        finally:
+            if self._dialing.get(peer) is asyncio.current_task():
+                del self._dialing[peer]
+
+    def _up(self, conn: _Connection) -> None:
+        assert conn.peer is not None
+        old = self._links.get(conn.peer)
+        if old is not None and old is not conn and old.transport is not None:
+            old.transport.close()  # the newer connection replaces it (the peer restarted)
+        self._links[conn.peer] = conn
+        logger.info("cluster link to %s up (protocol %s)", conn.peer, conn.version)
+
+    def _down(self, conn: _Connection) -> None:
+        peer = conn.peer
+        if peer is None or self._links.get(peer) is not conn:
+            return
+        del self._links[peer]
+        logger.info("cluster link to %s down", peer)
+        if peer in self._wanted and self.token < peer and peer not in self._dialing:
+            self._dialing[peer] = asyncio.get_running_loop().create_task(self._dial(peer))
