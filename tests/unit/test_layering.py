@@ -41,6 +41,7 @@ CORE_GLOBS = (
     "sipfarm/router.py",
     "cluster/ring.py",
     "cluster/frames.py",
+    "cluster/membership.py",
     "sipfarm/cluster/ring.py",
     "mail/errors.py",
     "mail/names.py",
