@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Installs everything sipfarm needs on a Debian machine: the Debian packages (SIPp and
-# Kamailio for the tests and benchmarks) and a venv at .venv/ with sipfarm in it.
+# Installs everything sipfarm needs on a Debian machine: the Debian packages (etcd for
+# membership, SIPp and Kamailio for the tests and benchmarks) and a venv at .venv/ with
+# sipfarm in it.
 # Idempotent: a second run installs nothing and leaves .venv/ as it is.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-DEBIAN_PACKAGES=(python3 python3-venv python3-dev gcc sip-tester kamailio iproute2 procps)
+DEBIAN_PACKAGES=(python3 python3-venv python3-dev gcc sip-tester kamailio etcd-server iproute2 procps)
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -18,10 +19,13 @@ if [ ${#missing[@]} -gt 0 ]; then
     as_root apt-get update -q
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
 fi
-# Kamailio is only a benchmark peer: never leave the Debian service running on 5060.
-if systemctl is-enabled kamailio >/dev/null 2>&1; then
-    as_root systemctl disable --now kamailio >/dev/null 2>&1 || true
-fi
+# Kamailio is only a benchmark peer, and sipfarm starts its own etcd: never leave the
+# Debian services running (on 5060, on 2379).
+for service in kamailio etcd; do
+    if systemctl is-enabled "$service" >/dev/null 2>&1; then
+        as_root systemctl disable --now "$service" >/dev/null 2>&1 || true
+    fi
+done
 
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then

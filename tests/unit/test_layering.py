@@ -54,6 +54,7 @@ CORE_GLOBS = (
 FORBIDDEN = (
     "asyncio", "socket", "time", "os", "ssl", "selectors", "logging", "uvloop",
     "sipfarm.transport", "sipfarm.node", "sipfarm.cli", "mail.store", "mail.directory",
+    "cluster.etcd", "cluster.link", "aetcd",
 )  # fmt: skip
 
 
