@@ -34,6 +34,7 @@ from typing import NamedTuple, Protocol
 
 from ..actions import Send, Source
 from ..ownership import branch_prefix
+from ..sip.headers import Headers
 from ..sip.message import Request, Response
 from ..sip.response import make_response
 from ..sip.uri import SipUri, Uri
@@ -406,10 +407,34 @@ class Proxy:
             response = strip_top_via(best)
             if response.status == 503:  # §16.7 step 6
                 response = make_response(ctx.request, 500, to_tag=self._tag(ctx.request))
+            elif response.status in (401, 407):
+                response = _with_all_challenges(response, best, ctx.branches)
         self.layer.respond(ctx.server, response, now)
 
     def _tag(self, request: Request) -> str:
         return f"{self.me.token}-{self._rand(4)}"
+
+
+#: The challenge headers a 401 / 407 carries (§16.7 step 7).
+_CHALLENGES = ("www-authenticate", "proxy-authenticate")
+
+
+def _with_all_challenges(response: Response, best: Response, branches: list[Branch]) -> Response:
+    """§16.7 step 7: the 401/407 sent upstream carries the challenges of every branch."""
+    extra = [
+        f
+        for b in branches
+        if isinstance(b.final, Response) and b.final is not best and b.final.status in (401, 407)
+        for k in _CHALLENGES
+        for f in b.final.headers.fields_key(k)
+    ]
+    if not extra:
+        return response
+    fields = list(response.headers)
+    at = next(
+        (i for i, f in enumerate(fields) if f.name.lower() == "content-length"), len(fields)
+    )
+    return response.replace(headers=Headers(fields[:at] + extra + fields[at:]))
 
 
 def _supports_outbound(request: Request) -> bool:

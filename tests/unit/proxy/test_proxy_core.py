@@ -378,3 +378,24 @@ def test_overloaded_member_sheds_new_requests_but_serves_calls_under_way() -> No
     pair.core.overloaded = False
     out = pair.feed(other)
     assert status(out[0]) == 100
+
+
+def test_challenges_of_every_branch_go_up_together() -> None:
+    """§16.7 step 7: two callees challenge; the caller gets one 401 with both challenges."""
+    pair = registered("sip:bob@198.51.100.2:5070", "sip:bob@198.51.100.3:5070")
+    out = pair.feed(invite())
+    branches = {s.address: s for s in out[1:]}
+
+    def challenge(fwd: Send, realm: str, tag: str) -> bytes:
+        data = answer_to(fwd, 401, tag=tag)
+        line = f'WWW-Authenticate: Digest realm="{realm}", nonce="n-{realm}"\r\n'.encode()
+        return data.replace(b"Content-Length: 0", line + b"Content-Length: 0")
+
+    from_callee(pair, challenge(branches[CALLEE], "a.example", "b1"))
+    up = from_callee(pair, challenge(branches[CALLEE2], "b.example", "b2"), CALLEE2)
+    (final,) = [s for s in up if isinstance(msg(s), Response)]
+    assert status(final) == 401
+    realms = msg(final).headers.get_all("www-authenticate")
+    assert sorted(realms) == sorted(
+        ['Digest realm="a.example", nonce="n-a.example"', 'Digest realm="b.example", nonce="n-b.example"']
+    )
