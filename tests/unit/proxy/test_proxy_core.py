@@ -396,6 +396,7 @@ def test_challenges_of_every_branch_go_up_together() -> None:
     (final,) = [s for s in up if isinstance(msg(s), Response)]
     assert status(final) == 401
     realms = msg(final).headers.get_all("www-authenticate")
-    assert sorted(realms) == sorted(
-        ['Digest realm="a.example", nonce="n-a.example"', 'Digest realm="b.example", nonce="n-b.example"']
-    )
+    assert sorted(realms) == [
+        'Digest realm="a.example", nonce="n-a.example"',
+        'Digest realm="b.example", nonce="n-b.example"',
+    ]
