@@ -431,9 +431,7 @@ def _with_all_challenges(response: Response, best: Response, branches: list[Bran
     if not extra:
         return response
     fields = list(response.headers)
-    at = next(
-        (i for i, f in enumerate(fields) if f.name.lower() == "content-length"), len(fields)
-    )
+    at = next((i for i, f in enumerate(fields) if f.name.lower() == "content-length"), len(fields))
     return response.replace(headers=Headers(fields[:at] + extra + fields[at:]))
 
 
