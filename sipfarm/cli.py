@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import http.client
 import ipaddress
 import logging
 import os
@@ -146,6 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     m.add_argument("--token", type=_token, help="member token (default: random)")
     m.add_argument(
+        "--http",
+        type=_address,
+        metavar="HOST:PORT",
+        help="admin HTTP endpoint: GET /health, GET /status, POST /not-ready, POST /ready",
+    )
+    m.add_argument(
         "--trusted",
         action="append",
         default=[],
@@ -161,6 +168,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="digest challenges offered, in order (default MD5,SHA-256)",
     )
     m.add_argument("--debug", action="store_true", help="log every packet")
+
+    for name, text in (
+        ("not-ready", "drain a member: health probes get 503, work under way finishes"),
+        ("ready", "put a drained member back into rotation"),
+        ("status", "a member's state, whether it is idle, and its counters"),
+    ):
+        c = sub.add_parser(name, help=text)
+        c.add_argument(
+            "--http", type=_address, required=True, metavar="HOST:PORT", help="its admin endpoint"
+        )
 
     u = sub.add_parser("up", help="start the one-host farm on the embedded default")
     u.add_argument(
@@ -222,6 +239,23 @@ def _run_member(config: MemberConfig, debug: bool) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+def _admin(command: str, address: tuple[str, int]) -> int:
+    """Ask a member's admin endpoint; print its JSON answer; exit 1 when it cannot be asked."""
+    method, path = ("GET", "/status") if command == "status" else ("POST", f"/{command}")
+    conn = http.client.HTTPConnection(address[0], address[1], timeout=5)
+    try:
+        conn.request(method, path)
+        answer = conn.getresponse()
+        body = answer.read().decode("utf-8", "replace")
+    except OSError as exc:
+        print(f"sipfarm: cannot reach {address[0]}:{address[1]}: {exc}", file=sys.stderr)
+        return EXIT_STORE
+    finally:
+        conn.close()
+    print(body, end="")
+    return 0 if answer.status == 200 else EXIT_STORE
 
 
 def _run_store(args: argparse.Namespace) -> int:
@@ -290,6 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             trusted=tuple(args.trusted),
             digest_algorithms=args.digest_algorithms,
             advertise=_advertised(host, port, args.advertise),
+            http=args.http,
         )
         if args.token:
             config = dataclasses.replace(config, token=args.token)
@@ -304,6 +339,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_member(config, args.debug)
     if args.command in ("domain", "account"):
         return _run_store(args)
+    if args.command in ("not-ready", "ready", "status"):
+        return _admin(args.command, args.http)
     raise AssertionError(args.command)
 
 

@@ -158,6 +158,9 @@ class SipCore:
         self.registrar = Registrar(location, config.registrar)
         self.auth = DigestAuth(config.secret, algorithms=config.digest_algorithms)
         self.trusted = TrustedSources(list(config.trusted))
+        #: Cleared by the admin endpoint to drain the member: OPTIONS to it (the
+        #: balancer's SIP health probe) get 503; everything else is served.
+        self.ready = True
         #: Set by the edge while the member cannot keep up (sipfarm.node: a filling UDP
         #: receive queue, a late event loop): new out-of-dialog requests get 503 +
         #: Retry-After, the rest is served.
@@ -171,7 +174,12 @@ class SipCore:
 
     def receive(self, data: bytes, source: Source, now: float) -> Outcome:
         """One whole message (a datagram, or what the stream framer cut out)."""
-        if _answer_options is not None and data.startswith(b"OPTIONS sip:") and self._to_me(data):
+        if (
+            _answer_options is not None
+            and self.ready
+            and data.startswith(b"OPTIONS sip:")
+            and self._to_me(data)
+        ):
             answer = _answer_options(
                 data, source.host, source.port, self.config.token, self.stateless._options_extra
             )
@@ -213,7 +221,10 @@ class SipCore:
                 if method == "REGISTER":
                     self._register(request, source, now)
                 elif method == "OPTIONS" and self._for_me(request):
-                    self._stateless(self.stateless.receive(data, source), source)
+                    if self.ready:
+                        self._stateless(self.stateless.receive(data, source), source)
+                    else:  # drained: the health probe takes it out of rotation
+                        self._answer(request, source, 503, "Not Ready", ())
                 else:
                     self._proxy(request, source, now)
         except SipError as exc:

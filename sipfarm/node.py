@@ -31,6 +31,7 @@ from mail.directory import Directory
 from mail.store import AccountStore
 
 from .actions import Send
+from .admin import AdminServer
 from .core import CoreConfig, SipCore
 from .registrar import MemoryLocation
 from .transport import TcpServer, TransportConfig, UdpServer, bind_udp
@@ -62,6 +63,7 @@ class MemberConfig:
     transport: TransportConfig = field(default_factory=TransportConfig)
     stats_interval: float = 60.0
     tick: float = 0.01
+    http: tuple[str, int] | None = None  # the admin HTTP endpoint (health, drain), if any
     # UDP receive queue fill that starts shedding new requests (a quarter of the 4 MiB
     # buffer is some 250 ms of work: about when callers start to retransmit, T1 = 500 ms)
     overload_on: float = 0.25
@@ -146,6 +148,20 @@ class Member:
         self._lag = 0.0
         self._udp_sock: socket.socket | None = None
         self._overload_log = RateLimitedLog(logger, interval=10.0, burst=4)
+        self.token = config.token
+        self._admin = AdminServer(self) if config.http is not None else None
+
+    # -- health and drain (sipfarm.admin) -----------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return self.core.ready
+
+    def set_ready(self, ready: bool) -> None:
+        """Not ready: health probes (HTTP and SIP OPTIONS) get 503, work under way goes on."""
+        if ready != self.core.ready:
+            logger.warning("member %s is %s", self.config.token, "ready" if ready else "not ready")
+        self.core.ready = ready
 
     # -- sending: the one place where the core's Send values meet sockets ---------------
 
@@ -252,6 +268,13 @@ class Member:
         self._udp = transport
         self._udp_server = protocol
         self._udp_sock = sock
+        if self._admin is not None and cfg.http is not None:
+            try:
+                await self._admin.start(*cfg.http)
+            except BaseException:
+                transport.close()
+                await self._tcp.stop()
+                raise
         # Memory: the cores build no reference cycles (tests/unit/proxy/test_proxy_memory.py),
         # so reference counting frees a call's objects when its last timer has fired.  The
         # cyclic collector's full passes walk every live object (a second and more with
@@ -267,6 +290,8 @@ class Member:
     async def stop(self) -> None:
         if self._ticker is not None:
             self._ticker.cancel()
+        if self._admin is not None:
+            await self._admin.stop()
         if self._udp is not None:
             self._udp.close()
         await self._tcp.stop()

@@ -1,0 +1,166 @@
+"""The member's HTTP endpoint: health for the balancer, drain for rolling updates (edge).
+
+h11 speaks HTTP/1.1; this module maps four routes onto the member:
+
+- ``GET /health``: 200 while the member is ready, 503 once it is not (a balancer's
+  health monitor takes it out of rotation on the 503);
+- ``GET /status``: the member's token, state, whether it is idle (no transaction
+  left) and its counters, as JSON;
+- ``POST /not-ready``: drain — the member answers health probes 503 and keeps
+  serving what it has; ``/status`` says ``"idle": true`` once that is done, and
+  the member can be stopped for a rolling update;
+- ``POST /ready``: back into rotation.
+
+Anything else gets 404 (405 for a known path with the wrong method); a request
+head larger than 8 KiB, or one that is not HTTP, closes the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any, Protocol
+
+import h11
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["AdminServer", "Drainable"]
+
+MAX_HEAD = 8192
+
+
+class Drainable(Protocol):
+    """What the endpoint asks of the member."""
+
+    token: str
+
+    @property
+    def ready(self) -> bool: ...
+
+    def set_ready(self, ready: bool) -> None: ...
+
+    def stats(self) -> dict[str, int]: ...
+
+
+class _Http(asyncio.Protocol):
+    def __init__(self, member: Drainable) -> None:
+        self.member = member
+        self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.conn.receive_data(data)
+        try:
+            self._events()
+        except h11.RemoteProtocolError as exc:
+            self._send_error(exc.error_status_hint, str(exc))
+        except Exception:
+            logger.exception("admin request failed")
+            self._close()
+
+    def _events(self) -> None:
+        request: h11.Request | None = None
+        while True:
+            event = self.conn.next_event()
+            if event is h11.NEED_DATA:
+                return
+            if isinstance(event, h11.Request):
+                request = event
+            elif isinstance(event, h11.EndOfMessage) and request is not None:
+                self._answer(request)
+                request = None
+                if self.conn.our_state is h11.MUST_CLOSE:
+                    self._close()
+                    return
+                self.conn.start_next_cycle()
+            elif isinstance(event, h11.ConnectionClosed):
+                self._close()
+                return
+
+    def _answer(self, request: h11.Request) -> None:
+        method = request.method.decode()
+        path = request.target.decode().split("?", 1)[0]
+        member = self.member
+        routes: dict[str, str] = {
+            "/health": "GET",
+            "/status": "GET",
+            "/not-ready": "POST",
+            "/ready": "POST",
+        }
+        if path not in routes:
+            self._json(404, {"error": f"no such path: {path}"})
+            return
+        if method != routes[path]:
+            self._json(405, {"error": f"{path} takes {routes[path]}"}, allow=routes[path])
+            return
+        if path == "/not-ready":
+            member.set_ready(False)
+        elif path == "/ready":
+            member.set_ready(True)
+        if path == "/health":
+            self._json(200 if member.ready else 503, {"state": _state(member)})
+            return
+        stats = member.stats()
+        self._json(
+            200,
+            {
+                "token": member.token,
+                "state": _state(member),
+                "idle": stats.get("transactions", 0) == 0,
+                "counters": stats,
+            },
+        )
+
+    def _json(self, status: int, body: dict[str, Any], allow: str | None = None) -> None:
+        data = (json.dumps(body, sort_keys=True) + "\n").encode()
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+        if allow:
+            headers.append(("Allow", allow))
+        self._write(h11.Response(status_code=status, headers=headers))
+        self._write(h11.Data(data=data))
+        self._write(h11.EndOfMessage())
+
+    def _send_error(self, status: int, why: str) -> None:
+        if self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+            with contextlib.suppress(h11.LocalProtocolError):
+                self._json(status, {"error": why})
+        self._close()
+
+    def _write(self, event: Any) -> None:
+        data = self.conn.send(event)
+        if data and self.transport is not None:
+            self.transport.write(data)
+
+    def _close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+def _state(member: Drainable) -> str:
+    return "ready" if member.ready else "not-ready"
+
+
+class AdminServer:
+    """The HTTP endpoint of one member."""
+
+    def __init__(self, member: Drainable) -> None:
+        self.member = member
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self, host: str, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _Http(self.member), host, port, reuse_address=True
+        )
+        logger.info("admin http on %s:%d", host, port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
