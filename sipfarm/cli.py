@@ -30,6 +30,7 @@ from mail.store import AccountStore
 from . import __version__
 from .log import setup as setup_logging
 from .node import Member, MemberConfig
+from .ownership import is_token
 
 EXIT_STORE = 1
 EXIT_USAGE = 2
@@ -56,9 +57,10 @@ def _address(text: str) -> tuple[str, int]:
 
 
 def _token(text: str) -> str:
-    if not text or not text.isalnum() or len(text) > 16:
-        raise argparse.ArgumentTypeError(f"a token is 1-16 letters and digits: {text!r}")
-    return text.lower()
+    token = text.lower()
+    if not is_token(token):
+        raise argparse.ArgumentTypeError(f"a token is 1-16 ASCII letters and digits: {text!r}")
+    return token
 
 
 def _prefix(text: str) -> str:

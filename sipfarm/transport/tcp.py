@@ -94,7 +94,9 @@ class TcpServer:
         loop = asyncio.get_running_loop()
         try:
             await asyncio.wait_for(
-                loop.create_connection(lambda: TcpConnection(self), address[0], address[1]),
+                loop.create_connection(
+                    lambda: TcpConnection(self, outbound=True), address[0], address[1]
+                ),
                 timeout=self.config.connect_timeout,
             )
         except (OSError, TimeoutError) as exc:
@@ -124,8 +126,9 @@ class TcpServer:
 class TcpConnection(asyncio.Protocol):
     """One accepted connection; one catch-all around everything it receives."""
 
-    def __init__(self, server: TcpServer):
+    def __init__(self, server: TcpServer, *, outbound: bool = False):
         self.server = server
+        self.outbound = outbound  # we opened it (to a callee): the per-source limit is for others
         self.framer = StreamFramer(server.config.max_message_size, server.config.max_header_size)
         self.transport: asyncio.Transport | None = None
         self.peer: tuple[str, int] = ("", 0)
@@ -141,7 +144,7 @@ class TcpConnection(asyncio.Protocol):
         n = srv.per_source.get(self.peer[0], 0) + 1
         srv.per_source[self.peer[0]] = n
         srv.connections.add(self)
-        if n > srv.config.max_connections_per_source:
+        if n > srv.config.max_connections_per_source and not self.outbound:
             srv.count("tcp_refused_per_source")
             srv.drops.warning(
                 "tcp %s:%d refused: more than %d connections from it",
