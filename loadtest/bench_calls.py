@@ -196,15 +196,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="short run: 2 s steps, 1 s hold, 45 s per server")  # fmt: skip
     parser.add_argument("--duration", type=float, help="seconds per step (5; --quick 2)")
     parser.add_argument("--hold", type=float, help="seconds a call is held (3; --quick 1)")
-    parser.add_argument(
-        "--rates",
-        type=lambda text: tuple(int(r) for r in text.split(",") if r),
-        default=(),
-        help="explicit rates in calls/s, run in order up to the first failure "
-        "(default: double from --start-rate, then bisect)",
-    )
-    parser.add_argument("--start-rate", type=int, default=100, help="first rate (100)")
-    parser.add_argument("--only", choices=SERVERS, help="measure one server only")
+    harness.add_sweep_arguments(parser, unit="calls/s", start_rate=100, servers=SERVERS)
     parser.add_argument("--budget", type=float, help="seconds per server (150; --quick 45)")
     parser.add_argument("--debug", action="store_true", help="start sipfarm with --debug")
     parser.add_argument("--keep", action="store_true", help="keep the SIPp and server files")

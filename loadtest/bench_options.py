@@ -27,15 +27,7 @@ SERVERS = ("sipfarm", "kamailio")
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per step (5)")
-    parser.add_argument(
-        "--rates",
-        type=lambda text: tuple(int(r) for r in text.split(",") if r),
-        default=(),
-        help="explicit rates in calls/s, run in order up to the first failure "
-        "(default: double from --start-rate, then bisect)",
-    )
-    parser.add_argument("--start-rate", type=int, default=1000, help="first rate (1000)")
-    parser.add_argument("--only", choices=SERVERS, help="measure one server only")
+    harness.add_sweep_arguments(parser, unit="calls/s", start_rate=1000, servers=SERVERS)
     parser.add_argument("--transport", choices=("u1", "t1"), default="u1", help="SIPp -t (u1)")
     parser.add_argument("--budget", type=float, default=120.0, help="seconds per server (120)")
     parser.add_argument("--debug", action="store_true", help="start sipfarm with --debug")

@@ -286,15 +286,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="short run: 2 s steps, 40 s per sweep, 10,000 bindings")  # fmt: skip
     parser.add_argument("--duration", type=float, help="seconds per step (5; --quick 2)")
-    parser.add_argument(
-        "--rates",
-        type=lambda text: tuple(int(r) for r in text.split(",") if r),
-        default=(),
-        help="explicit rates in registrations/s, run in order up to the first failure "
-        "(default: double from --start-rate, then bisect)",
-    )
-    parser.add_argument("--start-rate", type=int, default=250, help="first rate (250)")
-    parser.add_argument("--only", choices=SERVERS, help="measure one server only")
+    harness.add_sweep_arguments(parser, unit="registrations/s", start_rate=250, servers=SERVERS)
     parser.add_argument("--kamailio-auth", choices=tuple(KAMAILIO_CFGS), default="htable",
                         help="where Kamailio finds the HA1s: htable (default; in memory, "
                         "loaded at startup, hash lookup) or dbtext (auth_db over db_text, "

@@ -28,6 +28,7 @@ the clock's resolution, and the JSON carries it.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import csv
 import dataclasses
@@ -940,3 +941,20 @@ def _jsonable(obj: object) -> object:
     if callable(obj):
         return getattr(obj, "__qualname__", repr(obj))
     return obj
+
+
+def add_sweep_arguments(
+    parser: argparse.ArgumentParser, *, unit: str, start_rate: int, servers: Sequence[str]
+) -> None:
+    """The options every benchmark's rate sweep takes: --rates, --start-rate, --only."""
+    parser.add_argument(
+        "--rates",
+        type=lambda text: tuple(int(r) for r in text.split(",") if r),
+        default=(),
+        help=f"explicit rates in {unit}, run in order up to the first failure "
+        "(default: double from --start-rate, then bisect)",
+    )
+    parser.add_argument(
+        "--start-rate", type=int, default=start_rate, help=f"first rate ({start_rate})"
+    )
+    parser.add_argument("--only", choices=servers, help="measure one server only")

@@ -38,7 +38,7 @@ from .actions import Drop, Send, SendResponse, Source
 from .auth import DigestAuth, TrustedSources, Verdict
 from .ownership import tag_prefix
 from .proxy.proxy import Proxy, ProxyConfig, Reject, Target
-from .proxy.routing import Hop, Self, is_our_branch, next_hop, strip_top_via
+from .proxy.routing import Hop, Self, answer_address, is_our_branch, next_hop, strip_top_via
 from .registrar import Location, Registrar, RegistrarConfig, aor_of
 from .sip import Request, Response, SipError, parse, validate_request
 from .sip.nameaddr import parse_nameaddr
@@ -181,7 +181,7 @@ class SipCore:
             and self._to_me(data)
         ):
             answer = _answer_options(
-                data, source.host, source.port, self.config.token, self.stateless._options_extra
+                data, source.host, source.port, self.config.token, self.stateless.options_extra
             )
             if answer is not None:
                 self.stateless.counters["options"] += 1
@@ -221,8 +221,9 @@ class SipCore:
                 if method == "REGISTER":
                     self._register(request, source, now)
                 elif method == "OPTIONS" and self._for_me(request):
-                    if self.ready:
-                        self._stateless(self.stateless.receive(data, source), source)
+                    if self.ready:  # §11.2: what this member supports
+                        self.stateless.counters["options"] += 1
+                        self._answer(request, source, 200, "OK", self.stateless.options_headers)
                     else:  # drained: the health probe takes it out of rotation
                         self._answer(request, source, 503, "Not Ready", ())
                 else:
@@ -421,13 +422,7 @@ class SipCore:
         self.layer.out.append(self._to_source(data, request, source))
 
     def _to_source(self, data: bytes, request: Request, source: Source) -> Send:
-        if source.transport == "UDP":
-            return Send(data, "UDP", response_address(request.via[0], (source.host, source.port)))
-        return Send(data, source.transport, (source.host, source.port))
-
-    def _stateless(self, action: SendResponse | Drop, source: Source) -> None:
-        if isinstance(action, SendResponse):
-            self.layer.out.append(self._send_response(action, source))
+        return Send(data, source.transport, answer_address(request, source))
 
     def _send_response(self, action: SendResponse, source: Source) -> Send:
         if source.transport == "UDP":

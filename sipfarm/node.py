@@ -300,6 +300,7 @@ class Member:
     def stats(self) -> dict[str, int]:
         out = self.core.stats()
         out.update(self.counters)
+        out["tcp_connections"] = len(self._tcp.connections)
         return out
 
     async def run(self) -> None:

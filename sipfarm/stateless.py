@@ -82,14 +82,14 @@ class StatelessCore:
         self.counters: Counter[str] = Counter()
         allow = ", ".join(config.allow)
         self._allow = (("Allow", allow),)
-        self._options_headers = (
+        self.options_headers = (
             ("Allow", allow),
             ("Accept", ", ".join(config.accept)),
             ("Supported", ", ".join(config.supported)),
             *((("Server", config.server),) if config.server else ()),
         )
         # the OPTIONS lines as make_response writes them, for the C answer
-        self._options_extra = bytes(Headers(HeaderField(n, v) for n, v in self._options_headers))
+        self.options_extra = bytes(Headers(HeaderField(n, v) for n, v in self.options_headers))
 
     def to_tag(self, request: Request) -> str:
         """The same tag for the same request (RFC 3261 §8.2.7), prefixed by the member token.
@@ -110,7 +110,7 @@ class StatelessCore:
         """One message, whole (a datagram, or what the stream framer cut out)."""
         if _answer_options is not None:  # the common OPTIONS, answered in C as below
             answer = _answer_options(
-                data, source.host, source.port, self.config.token, self._options_extra
+                data, source.host, source.port, self.config.token, self.options_extra
             )
             if answer is not None:
                 self.counters["options"] += 1
@@ -137,7 +137,7 @@ class StatelessCore:
         method = request.method
         if method == "OPTIONS":
             self.counters["options"] += 1
-            return self._respond(request, source, 200, "OK", self._options_headers)
+            return self._respond(request, source, 200, "OK", self.options_headers)
         if method == "CANCEL":
             self.counters["answered_481"] += 1
             return self._respond(request, source, 481, None, ())

@@ -43,14 +43,13 @@ class ResponseContext:
     branches); later 2xx still go up (§16.7 step 5), nothing else does.
     """
 
-    __slots__ = ("branches", "cancelled", "done", "request", "server", "timer_c")
+    __slots__ = ("branches", "done", "request", "server", "timer_c")
 
     def __init__(self, server: ServerEntry, request: Request) -> None:
         self.server = server
         self.request = request
         self.branches: list[Branch] = []
         self.done = False
-        self.cancelled = False
         # The running timer C's heap entry holds this box, not the context: stopping it
         # empties the box, so a stopped timer keeps nothing alive for its 3 minutes.
         self.timer_c: list[ResponseContext | None] | None = None

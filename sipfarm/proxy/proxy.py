@@ -38,11 +38,20 @@ from ..sip.headers import Headers
 from ..sip.message import Request, Response
 from ..sip.response import make_response
 from ..sip.uri import SipUri, Uri
-from ..sip.via import response_address
+from ..sip.via import is_ip
 from ..transaction.events import TerminationReason
 from ..transaction.layer import ClientEntry, ServerEntry, TransactionLayer
 from .context import Branch, ResponseContext, best_response
-from .routing import Hop, Self, cancel_for, forward, loop_hash, next_hop, strip_top_via
+from .routing import (
+    Hop,
+    Self,
+    answer_address,
+    cancel_for,
+    forward,
+    loop_hash,
+    next_hop,
+    strip_top_via,
+)
 
 __all__ = ["Locator", "Proxy", "ProxyConfig", "Reject", "Target"]
 
@@ -171,7 +180,7 @@ class Proxy:
             if me.is_me(uri):
                 return Reject(404)
             hop = next_hop(uri)
-            if hop is None or not _numeric(hop.host):
+            if hop is None or not is_ip(hop.host):
                 return Reject(404, "Not Found (no DNS for domains not served here)")
             targets = [Target(uri, hop)]
         if request.method == "ACK":  # an ACK to a 2xx: forwarded without a transaction
@@ -192,11 +201,7 @@ class Proxy:
     ) -> None:
         layer = self.layer
         transport = source.transport
-        if transport == "UDP":
-            address = response_address(request.via[0], (source.host, source.port))
-        else:
-            address = (source.host, source.port)
-        server = layer.create_server(request, transport, address, None, now)
+        server = layer.create_server(request, transport, answer_address(request, source), None, now)
         ctx = ResponseContext(server, request)
         server.context = ctx
         if request.method == "INVITE":
@@ -250,16 +255,12 @@ class Proxy:
     def cancel(self, invite: ServerEntry, cancel: Request, source: Source, now: float) -> None:
         """A CANCEL matched the INVITE server transaction ``invite``: answer it, cancel branches."""
         layer = self.layer
-        transport = source.transport
-        if transport == "UDP":
-            address = response_address(cancel.via[0], (source.host, source.port))
-        else:
-            address = (source.host, source.port)
-        entry = layer.create_server(cancel, transport, address, None, now)
+        entry = layer.create_server(
+            cancel, source.transport, answer_address(cancel, source), None, now
+        )
         layer.respond(entry, make_response(cancel, 200), now)
         ctx = invite.context
         if isinstance(ctx, ResponseContext) and not ctx.done:
-            ctx.cancelled = True
             for b in ctx.pending():
                 self._cancel_branch(b, now)
 
@@ -437,11 +438,3 @@ def _with_all_challenges(response: Response, best: Response, branches: list[Bran
 
 def _supports_outbound(request: Request) -> bool:
     return "outbound" in request.headers.tokens("supported")
-
-
-def _numeric(host: str) -> bool:
-    h = host.strip("[]")
-    if ":" in h:
-        return True
-    parts = h.split(".")
-    return len(parts) == 4 and all(p.isdigit() for p in parts)

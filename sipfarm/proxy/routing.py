@@ -11,20 +11,22 @@ from __future__ import annotations
 import zlib
 from typing import NamedTuple
 
+from ..actions import Source
 from ..ownership import branch_prefix
 from ..sip.cseq import CSeq
 from ..sip.grammar import split_comma
 from ..sip.headers import HeaderField, Headers
 from ..sip.message import Request, Response
-from ..sip.nameaddr import NameAddr
 from ..sip.uri import SipUri, Uri
-from ..sip.via import Via, parse_via
+from ..sip.via import Via, parse_via, response_address
 
 __all__ = [
     "Hop",
     "Self",
+    "answer_address",
     "cancel_for",
     "forward",
+    "is_our_branch",
     "loop_hash",
     "next_hop",
     "strip_top_via",
@@ -60,6 +62,14 @@ def next_hop(uri: Uri) -> Hop | None:
         host = host[1:-1]
     port = uri.port or (5061 if transport == "TLS" else 5060)
     return Hop(transport, host, port)
+
+
+def answer_address(request: Request, source: Source) -> tuple[str, int]:
+    """Where the answers to ``request`` go: over UDP the address its top Via says (RFC
+    3261 §18.2.2, RFC 3581); over a stream, the connection it came on (its peer)."""
+    if source.transport == "UDP":
+        return response_address(request.via[0], (source.host, source.port))
+    return (source.host, source.port)
 
 
 class Self:
@@ -123,8 +133,8 @@ def loop_hash(request: Request) -> str:
     return f"{zlib.crc32(text.encode('utf-8', 'surrogateescape')):08x}"
 
 
-def _drop_first_values(fields: list[HeaderField], k: str, names: frozenset[str], n: int) -> None:
-    """Remove the first ``n`` elements of the comma-list header ``k`` from ``fields``."""
+def _drop_first_values(fields: list[HeaderField], names: frozenset[str], n: int) -> None:
+    """Remove the first ``n`` elements of the comma-list header spelled ``names``."""
     i = 0
     while n and i < len(fields):
         f = fields[i]
@@ -165,7 +175,7 @@ def forward(
     """
     fields = list(request.headers)
     if pop_routes:
-        _drop_first_values(fields, "route", _ROUTE, pop_routes)
+        _drop_first_values(fields, _ROUTE, pop_routes)
     if strip_last_route:
         for i in range(len(fields) - 1, -1, -1):
             if fields[i][0].lower() == "route":
@@ -212,7 +222,7 @@ def _wire(start: str, headers: Headers, like: Request | Response) -> bytes:
 def strip_top_via(response: Response) -> Response:
     """The response a proxy passes upstream: without its own top Via (§16.7 step 3)."""
     fields = list(response.headers)
-    _drop_first_values(fields, "via", _VIA, 1)
+    _drop_first_values(fields, _VIA, 1)
     headers = Headers(fields)
     out = Response(
         status=response.status,
@@ -262,7 +272,3 @@ def is_our_branch(via: Via, me: Self) -> bool:
     """Whether ``via`` is one this proxy put on a request (its branch carries our token)."""
     b = via.branch
     return b is not None and b.startswith(branch_prefix(me.token))
-
-
-def route_uris(routes: tuple[NameAddr, ...]) -> list[Uri]:
-    return [r.uri for r in routes]

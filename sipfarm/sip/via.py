@@ -11,7 +11,7 @@ from .grammar import WS, is_token
 from .params import EMPTY, Params, parse_header_params
 from .uri import HOST_PATTERN, parse_host, parse_port
 
-__all__ = ["MAGIC_COOKIE", "Via", "parse_via"]
+__all__ = ["MAGIC_COOKIE", "Via", "is_ip", "parse_via", "response_address", "stamp_received"]
 
 #: RFC 3261 §8.1.1.7: branches of RFC 3261 clients start with this.
 MAGIC_COOKIE = "z9hG4bK"
@@ -138,7 +138,7 @@ def response_address(via: Via, source: tuple[str, int]) -> tuple[str, int]:
     """
     port = via.port or DEFAULT_PORT.get(via.transport, 5060)
     maddr = via.params.get("maddr")
-    if maddr and _is_ip(maddr):  # a name would need a DNS lookup (§18.2.2): not here
+    if maddr and is_ip(maddr):  # a name would need a DNS lookup (§18.2.2): not here
         return maddr, port
     host = via.received or source[0]
     rport = via.rport
@@ -147,7 +147,8 @@ def response_address(via: Via, source: tuple[str, int]) -> tuple[str, int]:
     return host, port
 
 
-def _is_ip(text: str) -> bool:
+def is_ip(text: str) -> bool:
+    """Whether ``text`` is an IPv4 or IPv6 address (brackets allowed), not a name."""
     try:
         ipaddress.ip_address(text.strip("[]"))
     except ValueError:

@@ -73,7 +73,7 @@ def test_a_lost_peer_is_redialled_with_backoff() -> None:
             await b.close()  # the peer dies
             await until(lambda: not a.is_up("b2"))
             assert not a.send("b2", Relay(INVITE, "UDP", "198.51.100.1", 5060, "a1"))
-            await asyncio.sleep(0.3)  # a dials in vain a few times
+            await until(lambda: a.counters.get("dial_retries", 0) >= 2)  # a dials in vain
             b = Links("b2", b_in)
             await b.listen(*b_addr)  # it comes back on the same address
             await until(lambda: a.is_up("b2"))

@@ -9,6 +9,8 @@ closed the connection the next call gets 480 (the caller did not say
 
 from __future__ import annotations
 
+import http.client
+import json
 import re
 import socket
 import time
@@ -16,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sipp import Member, TcpPeer, start_member, stop_process
+from sipp import Member, TcpPeer, fresh_loopback, start_member, stop_process
 from sippcalls import DOMAIN, make_data
 
 pytestmark = pytest.mark.timeout(60)
@@ -25,12 +27,33 @@ pytestmark = pytest.mark.timeout(60)
 @pytest.fixture
 def member(tmp_path: Path) -> Iterator[Member]:
     data = make_data(tmp_path / "data", {"bob": "secret", "alice": "secret"})
-    started = start_member(tmp_path, extra=["--data", str(data), "--trusted", "127.0.0.0/8"])
+    host = fresh_loopback()
+    extra = ["--data", str(data), "--trusted", "127.0.0.0/8", "--http", f"{host}:{HTTP_PORT}"]
+    started = start_member(tmp_path, host=host, extra=extra)
     try:
         yield started
     finally:
         status = stop_process(started.process)
     assert status == 0, f"member exited {status}:\n{started.stderr_text()}"
+
+
+HTTP_PORT = 8080
+
+
+def wait_for_no_tcp_connection(member: Member, timeout: float = 5.0) -> None:
+    """Until the member's /status counts no TCP connection (it has seen bob's close)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        conn = http.client.HTTPConnection(member.host, HTTP_PORT, timeout=2)
+        try:
+            conn.request("GET", "/status")
+            counters = json.loads(conn.getresponse().read())["counters"]
+        finally:
+            conn.close()
+        if counters["tcp_connections"] == 0:
+            return
+        assert time.monotonic() < deadline, f"member still holds a TCP connection: {counters}"
+        time.sleep(0.02)
 
 
 def status_of(message: bytes) -> int:
@@ -109,7 +132,7 @@ def test_a_call_reaches_a_tcp_contact_over_its_connection(member: Member) -> Non
     finally:
         bob.close()
 
-    time.sleep(0.3)  # the member sees the close
+    wait_for_no_tcp_connection(member)
     try:
         caller.sendto(invite(member, caller, "call-2"), (member.host, member.port))
         answers = [status_of(udp_read(caller))]

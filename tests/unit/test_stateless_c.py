@@ -73,7 +73,7 @@ def python_only() -> Iterator[None]:
 
 def check(c_answer: Any, data: bytes, core: StatelessCore, source: Source) -> bool:
     """C gives None or the Python answer, exactly; True when C answered."""
-    got = c_answer(data, source.host, source.port, core.config.token, core._options_extra)
+    got = c_answer(data, source.host, source.port, core.config.token, core.options_extra)
     if got is None:
         return False
     with python_only():
@@ -204,11 +204,11 @@ def test_common_options_answered_in_c(c_answer: Any, data: bytes) -> None:
 def test_unusual_left_to_python(c_answer: Any, data: bytes) -> None:
     for source in SOURCES:
         core = CORES[0]
-        assert c_answer(data, source.host, source.port, "m7", core._options_extra) is None
+        assert c_answer(data, source.host, source.port, "m7", core.options_extra) is None
 
 
 def test_odd_arguments(c_answer: Any) -> None:
-    extra = CORES[0]._options_extra
+    extra = CORES[0].options_extra
     assert c_answer(BASE, "::1", 5060, "m7", extra) is None
     assert c_answer(BASE, "", 5060, "m7", extra) is None
     assert c_answer(BASE, "1.2.3.4", -1, "m7", extra) is None
@@ -249,7 +249,7 @@ def render_sipp() -> bytes:
 def test_sipp_benchmark_message_is_answered_in_c(c_answer: Any) -> None:
     data = render_sipp()
     core = CORES[0]
-    assert c_answer(data, "127.0.0.30", 15060, "m7", core._options_extra) is not None
+    assert c_answer(data, "127.0.0.30", 15060, "m7", core.options_extra) is not None
     assert check_all(c_answer, data)
 
 

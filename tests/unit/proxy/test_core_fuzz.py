@@ -7,10 +7,8 @@ trusted and an untrusted source, with time moving on between messages.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
-from typing import Any
 
 from corepair import CALLER, make_core, register, wire
 from hypothesis import HealthCheck, given, settings
@@ -20,20 +18,10 @@ from test_proxy_core import ACK, CANCEL, invite
 from sipfarm.actions import Drop, Send, Source
 from sipfarm.sip import SipError, parse
 
+# the torture corpus and its mutators live with the parser tests
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sip"))
+import sipcorpus as CORPUS
 
-def _sipcorpus() -> Any:
-    if "sipcorpus" in sys.modules:
-        return sys.modules["sipcorpus"]
-    path = Path(__file__).resolve().parents[1] / "sip" / "sipcorpus.py"
-    spec = importlib.util.spec_from_file_location("sipcorpus", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["sipcorpus"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-CORPUS = _sipcorpus()
 CALL = [wire(invite()), wire(CANCEL), wire(ACK), wire(ACK.replace("ACK", "BYE"))]
 SOURCES = [CALLER, Source("TCP", "198.51.100.1", 40000), Source("UDP", "203.0.113.9", 5060)]
 

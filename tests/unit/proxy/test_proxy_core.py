@@ -7,7 +7,7 @@ from corepair import CALLEE, CALLEE2, CALLER, ME, Pair, make_core, msg, register
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sipfarm.actions import Send, Source
+from sipfarm.actions import Drop, Send, Source
 from sipfarm.sip import Response
 
 TRUSTED = ("198.51.100.0/24",)
@@ -304,7 +304,8 @@ def test_tcp_contact_is_reached_over_its_connection_and_430_or_480_when_gone() -
 def test_garbage_from_a_callee_is_not_a_crash() -> None:
     pair = registered("sip:bob@198.51.100.2:5070")
     pair.feed(invite())
-    assert pair.core.receive(b"SIP/2.0 200 OK\r\n\r\n", Source("UDP", *CALLEE), pair.now)
+    dropped = pair.core.receive(b"SIP/2.0 200 OK\r\n\r\n", Source("UDP", *CALLEE), pair.now)
+    assert isinstance(dropped, Drop) and dropped.reason == "garbage"
 
 
 EVENTS = st.lists(
