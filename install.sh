@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-DEBIAN_PACKAGES=(python3 python3-venv python3-dev gcc sip-tester kamailio etcd-server iproute2 procps)
+DEBIAN_PACKAGES=(python3 python3-venv python3-dev gcc sip-tester kamailio etcd-server iproute2 procps nftables conntrack)
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 

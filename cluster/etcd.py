@@ -58,6 +58,8 @@ class EtcdMembership:
         on_lost: Callable[[], None] = lambda: None,
         ttl: int = 2,
         prefix: bytes = PREFIX,
+        sip: tuple[str, int] | None = None,
+        http: tuple[str, int] | None = None,
     ) -> None:
         self.token = token
         self.address = address
@@ -67,6 +69,8 @@ class EtcdMembership:
         self.on_lost = on_lost
         self.ttl = ttl
         self.prefix = prefix
+        self.sip = sip
+        self.http = http
         self.state = MemberState.JOINING
         self.view = View()
         self.lost = False
@@ -112,7 +116,9 @@ class EtcdMembership:
     # -- inside ------------------------------------------------------------------------
 
     def _member(self, created: int = 0) -> MemberInfo:
-        return MemberInfo(self.token, self.address, self.roles, self.state, created)
+        return MemberInfo(
+            self.token, self.address, self.roles, self.state, created, self.sip, self.http
+        )
 
     async def _put(self) -> None:
         value = msgpack.packb(encode_member(self._member()), use_bin_type=True)

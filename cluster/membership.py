@@ -60,6 +60,8 @@ class MemberInfo(NamedTuple):
     roles: frozenset[str]
     state: MemberState
     created: int  # the create revision of its key: its place in the controller election
+    sip: tuple[str, int] | None = None  # where it serves SIP (its own address, not the VIP)
+    http: tuple[str, int] | None = None  # its admin endpoint (health, status, drain), if any
 
 
 class Put(NamedTuple):
@@ -138,32 +140,51 @@ def apply(view: View, event: Event) -> View:
 
 def encode_member(m: MemberInfo) -> dict[str, Any]:
     """The value a member writes (the edge packs it with msgpack)."""
-    return {
+    value: dict[str, Any] = {
         "address": [m.address[0], m.address[1]],
         "roles": sorted(m.roles),
         "state": m.state.value,
     }
+    if m.sip is not None:
+        value["sip"] = [m.sip[0], m.sip[1]]
+    if m.http is not None:
+        value["http"] = [m.http[0], m.http[1]]
+    return value
+
+
+def _address(token: str, name: str, value: object) -> tuple[str, int]:
+    if (
+        not isinstance(value, list | tuple)
+        or len(value) != 2
+        or not isinstance(value[0], str)
+        or type(value[1]) is not int
+        or not 0 < value[1] < 65536
+    ):
+        raise ValueError(f"member {token}: bad {name} {value!r}")
+    return value[0], value[1]
 
 
 def decode_member(token: str, value: object, created: int) -> MemberInfo:
     """A member from its key's value; ValueError for a value this release cannot read."""
     if not isinstance(value, Mapping):
         raise ValueError(f"member {token}: not a map")
-    address = value.get("address")
+    address = _address(token, "address", value.get("address"))
     roles = value.get("roles")
     state = value.get("state")
-    if (
-        not isinstance(address, list | tuple)
-        or len(address) != 2
-        or not isinstance(address[0], str)
-        or type(address[1]) is not int
-        or not 0 < address[1] < 65536
-    ):
-        raise ValueError(f"member {token}: bad address {address!r}")
+    sip = value.get("sip")
+    http = value.get("http")
     if not isinstance(roles, list | tuple) or not roles or not set(roles) <= ROLES:
         raise ValueError(f"member {token}: bad roles {roles!r}")
     try:
         member_state = MemberState(state)
     except ValueError:
         raise ValueError(f"member {token}: bad state {state!r}") from None
-    return MemberInfo(token, (address[0], address[1]), frozenset(roles), member_state, created)
+    return MemberInfo(
+        token,
+        address,
+        frozenset(roles),
+        member_state,
+        created,
+        None if sip is None else _address(token, "sip", sip),
+        None if http is None else _address(token, "http", http),
+    )
