@@ -64,6 +64,11 @@ class MemberConfig:
     stats_interval: float = 60.0
     tick: float = 0.01
     http: tuple[str, int] | None = None  # the admin HTTP endpoint (health, drain), if any
+    # The farm (DESIGN.md "Cluster"): with ``etcd``, the member joins the farm whose
+    # membership lives there and links to the other members at ``cluster``.
+    etcd: tuple[str, int] | None = None
+    cluster: tuple[str, int] | None = None  # the cluster link's address (required with etcd)
+    roles: frozenset[str] = frozenset({"frontend", "backend"})
     # UDP receive queue fill that starts shedding new requests (a quarter of the 4 MiB
     # buffer is some 250 ms of work: about when callers start to retransmit, T1 = 500 ms)
     overload_on: float = 0.25
