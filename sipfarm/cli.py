@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import http.client
 import ipaddress
+import json
 import logging
 import os
+import re
 import socket
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
+import aetcd
+import msgpack
 import uvloop
 
+from cluster.etcd import PREFIX
+from cluster.etcdproc import EtcdError
+from cluster.membership import ROLES, MemberInfo, View, decode_member
+from cluster.ring import Ring
 from mail import names
 from mail.errors import (
     AccountExists,
@@ -31,9 +41,25 @@ from . import __version__
 from .log import setup as setup_logging
 from .node import Member, MemberConfig
 from .ownership import is_token
+from .up import FarmBusy, FarmConfig, farm_running, read_farm
+from .up import run as run_farm
 
 EXIT_STORE = 1
+EXIT_FAILED = 1  # the command could not do it (etcd or a member unreachable, no such member)
 EXIT_USAGE = 2
+
+#: Where ``up`` keeps the farm (storage, etcd, farm.json) and where the other commands look.
+DEFAULT_DATA = Path("sipfarm-data")
+
+#: How long ``status`` and ``member ready|not-ready`` wait for etcd.
+ETCD_TIMEOUT = 5.0
+
+#: Call-IDs in the sample that ``status`` places on the ring to show each member's share.
+SHARE_SAMPLE = 10_000
+
+
+class Failed(Exception):
+    """The command cannot do what it was asked: one line on stderr, exit 1."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -54,6 +80,44 @@ def _address(text: str) -> tuple[str, int]:
     if not port.isdigit() or not 0 < int(port) < 65536:
         raise argparse.ArgumentTypeError(f"not a port: {port!r}")
     return host, int(port)
+
+
+_HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
+
+
+def _etcd(text: str) -> tuple[str, int]:
+    """etcd's client address: ``HOST:PORT`` or ``http://HOST:PORT`` (a name or an IP)."""
+    rest = text.removeprefix("http://").rstrip("/")
+    host, sep, port = rest.rpartition(":")
+    if not sep:
+        host, port = rest, "2379"
+    host = host.strip("[]")
+    if not _HOSTNAME.fullmatch(host) and not _is_ip(host):
+        raise argparse.ArgumentTypeError(f"not an etcd address (HOST:PORT): {text!r}")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"not a port: {port!r}")
+    return host, int(port)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _roles(text: str) -> frozenset[str]:
+    roles = frozenset(r.strip() for r in text.split(",") if r.strip())
+    if not roles or not roles <= ROLES:
+        raise argparse.ArgumentTypeError(f"roles are frontend and backend: {text!r}")
+    return roles
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) <= 256:
+        raise argparse.ArgumentTypeError(f"a number of members is 1 to 256: {text!r}")
+    return int(text)
 
 
 def _token(text: str) -> str:
@@ -97,10 +161,25 @@ def _add_data(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data",
         type=Path,
-        default=Path("data"),
+        default=DEFAULT_DATA,
         metavar="DIR",
-        help="storage directory (default ./data)",
+        help=f"storage directory (default ./{DEFAULT_DATA})",
     )
+
+
+def _add_farm(p: argparse.ArgumentParser) -> argparse._MutuallyExclusiveGroup:
+    """How a command finds the farm: its etcd, or the farm.json that ``up`` writes."""
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--data",
+        type=Path,
+        metavar="DIR",
+        help=f"the data directory of 'sipfarm up' (default ./{DEFAULT_DATA})",
+    )
+    where.add_argument(
+        "--etcd", type=_etcd, metavar="URL", help="the farm's etcd (HOST:PORT or http://HOST:PORT)"
+    )
+    return where
 
 
 def _add_store_commands(sub: argparse._SubParsersAction[_Parser]) -> None:
@@ -132,15 +211,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"sipfarm {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    m = sub.add_parser("member", help="run one member in the foreground")
+    m = sub.add_parser(
+        "member",
+        help="run one member in the foreground (--sip), or make one not-ready or ready",
+        description="Run one member: 'sipfarm member --sip HOST:PORT [options]'.  "
+        "Drain one, or put it back: 'sipfarm member not-ready|ready TOKEN "
+        "[--data DIR | --etcd URL]'.",
+    )
+    m.add_argument(
+        "action",
+        nargs="?",
+        choices=("not-ready", "ready"),
+        help="drain the member TOKEN, or put it back into rotation",
+    )
+    m.add_argument("member_token", nargs="?", type=_token, metavar="TOKEN", help="its token")
     m.add_argument(
         "--sip",
         type=_address,
-        required=True,
         metavar="HOST:PORT",
-        help="UDP and TCP address to serve SIP on",
+        help="UDP and TCP address to serve SIP on (required to run a member)",
     )
-    m.add_argument("--data", type=Path, metavar="DIR", help="storage directory")
+    m.add_argument(
+        "--data",
+        type=Path,
+        metavar="DIR",
+        help=f"storage directory (with not-ready/ready: the farm's, default ./{DEFAULT_DATA})",
+    )
+    m.add_argument(
+        "--etcd",
+        type=_etcd,
+        metavar="URL",
+        help="join the farm whose membership is on this etcd (HOST:PORT or http://HOST:PORT)",
+    )
+    m.add_argument(
+        "--cluster",
+        type=_address,
+        metavar="HOST:PORT",
+        help="this member's cluster link address (required with --etcd)",
+    )
+    m.add_argument(
+        "--roles",
+        type=_roles,
+        default=frozenset(ROLES),
+        metavar="LIST",
+        help="frontend, backend or both (default frontend,backend)",
+    )
     m.add_argument(
         "--advertise",
         type=_address,
@@ -174,12 +289,24 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (
         ("not-ready", "drain a member: health probes get 503, work under way finishes"),
         ("ready", "put a drained member back into rotation"),
-        ("status", "a member's state, whether it is idle, and its counters"),
     ):
         c = sub.add_parser(name, help=text)
         c.add_argument(
             "--http", type=_address, required=True, metavar="HOST:PORT", help="its admin endpoint"
         )
+
+    st = sub.add_parser(
+        "status",
+        help="the farm's view (members, states, ring shares), or one member's (--http)",
+    )
+    where = _add_farm(st)
+    where.add_argument(
+        "--http",
+        type=_address,
+        metavar="HOST:PORT",
+        help="one member's admin endpoint: its state, whether it is idle, its counters",
+    )
+    st.add_argument("--json", action="store_true", help="print the farm's view as JSON")
 
     u = sub.add_parser("up", help="start the one-host farm on the embedded default")
     u.add_argument(
@@ -187,7 +314,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=_address,
         default=("0.0.0.0", 5060),
         metavar="HOST:PORT",
-        help="SIP address (default 0.0.0.0:5060)",
+        help="SIP address every member serves (default 0.0.0.0:5060)",
+    )
+    u.add_argument(
+        "--members",
+        type=_count,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="member processes (default: one per core, here %(default)s)",
     )
     _add_data(u)
     u.add_argument(
@@ -315,33 +449,230 @@ def _describe(exc: Exception) -> str:
     return str(exc)
 
 
+# -- the farm: status and member not-ready|ready TOKEN ------------------------------------
+
+
+def _farm_etcd(data: Path | None, etcd: tuple[str, int] | None) -> tuple[str, int]:
+    """The farm's etcd: ``--etcd``, else the one in ``<data>/farm.json`` of a running ``up``."""
+    if etcd is not None:
+        return etcd
+    data = data or DEFAULT_DATA
+    farm = read_farm(data)
+    if farm is None:
+        raise Failed(f"no farm in {data} (no farm.json): start one with 'sipfarm up --data {data}'")
+    if not farm_running(data):
+        raise Failed(f"the farm in {data} is not running: start it with 'sipfarm up --data {data}'")
+    try:
+        return _etcd(str(farm.get("etcd")))
+    except argparse.ArgumentTypeError as exc:
+        raise Failed(f"{data / 'farm.json'}: {exc}") from None
+
+
+def read_view(etcd: tuple[str, int]) -> View:
+    """The farm's view as etcd holds it now: one read of the membership prefix."""
+    try:
+        return asyncio.run(asyncio.wait_for(_read_members(etcd), ETCD_TIMEOUT))
+    except TimeoutError:
+        raise Failed(
+            f"cannot reach etcd at {_text(etcd)}: no answer in {ETCD_TIMEOUT:.0f} s"
+        ) from None
+    except Exception as exc:  # aetcd's errors (gRPC) have no common base worth naming
+        raise Failed(f"cannot reach etcd at {_text(etcd)}: {exc or type(exc).__name__}") from None
+
+
+async def _read_members(etcd: tuple[str, int]) -> View:
+    client = aetcd.Client(host=etcd[0], port=etcd[1], timeout=ETCD_TIMEOUT)
+    try:
+        snapshot = await client.get_prefix(PREFIX)
+    finally:
+        await client.close()
+    members: dict[str, MemberInfo] = {}
+    for kv in snapshot:
+        token = kv.key[len(PREFIX) :].decode("utf-8", "replace")
+        try:
+            value = msgpack.unpackb(kv.value, raw=False)
+            members[token] = decode_member(token, value, kv.create_revision)
+        except (ValueError, msgpack.UnpackException) as exc:
+            print(f"sipfarm: member {token} left out, unreadable: {exc}", file=sys.stderr)
+    return View(snapshot.header.revision, members)
+
+
+def ring_shares(ring: Ring, sample: int = SHARE_SAMPLE) -> dict[str, float]:
+    """Each member's fraction of a fixed sample of Call-IDs, as the ring places them."""
+    owners = Counter(ring.owner(f"{i:08x}@share.sipfarm") for i in range(sample))
+    return {m: owners[m] / sample for m in ring.members}
+
+
+def farm_status(view: View, etcd: tuple[str, int]) -> dict[str, Any]:
+    """What ``sipfarm status`` shows (and prints as JSON with ``--json``)."""
+    shares = ring_shares(view.ring())
+    return {
+        "etcd": _text(etcd),
+        "revision": view.revision,
+        "controller": view.controller,
+        "backup": view.backup,
+        "members": [
+            {
+                "token": m.token,
+                "state": m.state.value,
+                "sip": _text(m.sip),
+                "cluster": _text(m.address),
+                "http": _text(m.http),
+                "roles": sorted(m.roles),
+                "share": shares.get(m.token),
+            }
+            for m in sorted(view.members.values(), key=lambda m: _natural(m.token))
+        ],
+    }
+
+
+def format_status(status: dict[str, Any]) -> str:
+    """The farm's view as a table, with the view number, controller and backup above it."""
+    members = status["members"]
+    ready = sum(1 for m in members if m["state"] == "ready")
+    head = (
+        f"view {status['revision']} on etcd {status['etcd']}: {len(members)} members, "
+        f"{ready} ready; controller {status['controller'] or '-'}, "
+        f"backup {status['backup'] or '-'}"
+    )
+    rows: list[list[str]] = [["TOKEN", "STATE", "SIP", "CLUSTER", "ADMIN", "ROLES", "SHARE"]]
+    for m in members:
+        share = "-" if m["share"] is None else f"{m['share']:.1%}"
+        cells = [m["token"], m["state"], m["sip"], m["cluster"], m["http"], ",".join(m["roles"])]
+        rows.append([c or "-" for c in cells] + [share])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+    return "\n".join([head, *lines]) + "\n"
+
+
+def _natural(token: str) -> list[int | str]:
+    """m2 before m10."""
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", token)]
+
+
+def _text(address: tuple[str, int] | None) -> str | None:
+    if address is None:
+        return None
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _run_status(args: argparse.Namespace) -> int:
+    if args.http is not None:
+        return _admin("status", args.http)
+    etcd = _farm_etcd(args.data, args.etcd)
+    status = farm_status(read_view(etcd), etcd)
+    print(
+        json.dumps(status, indent=2) if args.json else format_status(status),
+        end="\n" if args.json else "",
+    )
+    return 0
+
+
+def _run_member_action(args: argparse.Namespace) -> int:
+    """``member not-ready|ready TOKEN``: ask that member's admin endpoint, found in etcd."""
+    token = args.member_token
+    view = read_view(_farm_etcd(args.data, args.etcd))
+    member = view.members.get(token)
+    if member is None:
+        known = ", ".join(sorted(view.members, key=_natural)) or "none"
+        raise Failed(f"no member {token} in the farm (members: {known})")
+    if member.http is None:
+        raise Failed(f"member {token} has no admin endpoint (it was started without --http)")
+    host, port = member.http
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1" if host == "0.0.0.0" else "::1"
+    return _admin(args.action, (host, port))
+
+
+def _member_config(args: argparse.Namespace) -> MemberConfig:
+    host, port = args.sip
+    config = MemberConfig(
+        host=host,
+        port=port,
+        data=args.data,
+        trusted=tuple(args.trusted),
+        digest_algorithms=args.digest_algorithms,
+        advertise=_advertised(host, port, args.advertise),
+        http=args.http,
+        etcd=args.etcd,
+        cluster=args.cluster,
+        roles=args.roles,
+    )
+    if args.token:
+        config = dataclasses.replace(config, token=args.token)
+    return config
+
+
+def _check_member(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """What argparse cannot say alone: which options go with running a member, which with
+    an action on one."""
+    if args.action is not None:
+        if args.member_token is None:
+            parser.error(f"member {args.action} needs the member's TOKEN")
+        if args.sip is not None:
+            parser.error(
+                f"--sip runs a member; 'member {args.action}' takes TOKEN and --data or --etcd"
+            )
+        if args.data is not None and args.etcd is not None:
+            parser.error("give --data or --etcd, not both")
+        return
+    if args.member_token is not None:
+        parser.error(f"unexpected argument {args.member_token!r} (a member runs with --sip)")
+    if args.sip is None:
+        parser.error("the following arguments are required: --sip")
+    if args.etcd is not None and args.cluster is None:
+        parser.error("--cluster HOST:PORT is required with --etcd")
+
+
+def _run_up(args: argparse.Namespace) -> int:
+    setup_logging(args.debug)
+    host, port = args.sip
+    config = FarmConfig(
+        sip=args.sip,
+        members=args.members,
+        data=args.data.resolve(),
+        advertise=_advertised(host, port, args.advertise),
+        debug=args.debug,
+    )
+    try:
+        return run_farm(config)
+    except KeyboardInterrupt:  # a signal before the farm was up: it is stopped all the same
+        return 0
+    except FarmBusy as exc:
+        raise Failed(str(exc)) from None
+    except EtcdError as exc:
+        raise Failed(f"etcd did not start: {exc}") from None
+    except OSError as exc:
+        raise Failed(_describe(exc)) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.command == "member":
-        host, port = args.sip
-        config = MemberConfig(
-            host=host,
-            port=port,
-            data=args.data,
-            trusted=tuple(args.trusted),
-            digest_algorithms=args.digest_algorithms,
-            advertise=_advertised(host, port, args.advertise),
-            http=args.http,
-        )
-        if args.token:
-            config = dataclasses.replace(config, token=args.token)
-        return _run_member(config, args.debug)
+        _check_member(parser, args)
+    try:
+        return _dispatch(args)
+    except Failed as exc:
+        print(f"sipfarm: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "member":
+        if args.action is not None:
+            return _run_member_action(args)
+        return _run_member(_member_config(args), args.debug)
     if args.command == "up":
-        # The one-host embedded default.  Until the farm issue brings etcd and one
-        # member per core, it is a single member on the host's SIP port.
-        host, port = args.sip
-        config = MemberConfig(
-            host=host, port=port, data=args.data, advertise=_advertised(host, port, args.advertise)
-        )
-        return _run_member(config, args.debug)
+        return _run_up(args)
+    if args.command == "status":
+        return _run_status(args)
     if args.command in ("domain", "account"):
         return _run_store(args)
-    if args.command in ("not-ready", "ready", "status"):
+    if args.command in ("not-ready", "ready"):
         return _admin(args.command, args.http)
     raise AssertionError(args.command)
 
