@@ -222,7 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
         "action",
         nargs="?",
         choices=("not-ready", "ready"),
-        help="drain the member TOKEN, or put it back into rotation",
+        metavar="ACTION",
+        help="not-ready (drain the member TOKEN) or ready (put it back into rotation)",
     )
     m.add_argument("member_token", nargs="?", type=_token, metavar="TOKEN", help="its token")
     m.add_argument(
