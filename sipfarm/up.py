@@ -237,7 +237,7 @@ class Farm:
         watchdog = loop.create_task(self._watch_etcd())
         cfg = self.config
         logger.info(
-            "farm up: %d members on udp+tcp %s (advertised %s), etcd %s; "
+            "starting the farm: %d members on udp+tcp %s (advertised %s), etcd %s; "
             "'sipfarm status --data %s' shows it",
             len(self.members),
             _text(cfg.sip),
