@@ -27,21 +27,26 @@ import ctypes
 import http.client
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
-__all__ = ["EtcdError", "EtcdProcess", "dies_with_this_process", "free_port"]
+__all__ = ["EtcdError", "EtcdProcess", "can_listen", "dies_with_this_process", "free_port"]
 
 #: The Debian package's binary (etcd-server); found on PATH otherwise.
 ETCD_BINARY = "/usr/bin/etcd"
 
 #: prctl(2) option: the signal a child gets when its parent ends.
 PR_SET_PDEATHSIG = 1
+
+#: Listening ports are picked from here up to the start of the ephemeral range.
+LISTEN_LOW = 20000
+EPHEMERAL_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
 
 #: How many times a start on ports chosen here is tried again when one was taken meanwhile.
 PORT_RETRIES = 3
@@ -51,21 +56,42 @@ class EtcdError(RuntimeError):
     """etcd did not start (the message ends with the tail of its log)."""
 
 
-def free_port(host: str, prefer: int | None = None) -> int:
-    """A TCP port on ``host`` that nothing listens on now: ``prefer`` when it is free.
+def free_port(host: str, prefer: int | None = None, taken: Collection[int] = ()) -> int:
+    """A TCP port on ``host`` that nothing uses now: ``prefer`` when it is free.
 
-    The port is only free at the time of asking: a caller that binds later may lose a
-    race with another process and has to be ready to try again.
+    Otherwise a random port below the kernel's ephemeral range, so that a listener
+    started again later on the same port does not find it taken by the source port of
+    some outgoing connection (those come from the ephemeral range).  ``taken``: ports
+    already promised to others.  The port is only free at the time of asking: whoever
+    binds it later may lose a race and has to be ready to ask again.
     """
-    if prefer and _can_bind(host, prefer):
+    if prefer and prefer not in taken and can_listen(host, prefer):
         return prefer
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    low = _ephemeral_low()
+    if low - LISTEN_LOW >= 1000:
+        for _ in range(100):
+            port = LISTEN_LOW + secrets.randbelow(low - LISTEN_LOW)
+            if port not in taken and can_listen(host, port):
+                return port
+    for _ in range(100):  # a machine whose ephemeral range leaves nothing below it
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port = int(sock.getsockname()[1])
+        if port not in taken:
+            return port
+    raise OSError(f"no free TCP port on {host}")
 
 
-def _can_bind(host: str, port: int) -> bool:
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (Linux; the IANA range elsewhere)."""
+    try:
+        return int(Path(EPHEMERAL_RANGE).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 49152
+
+
+def can_listen(host: str, port: int) -> bool:
+    """Whether a TCP listener could bind ``host:port`` now (TIME_WAIT does not count)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -153,7 +179,7 @@ class EtcdProcess:
         for attempt in range(PORT_RETRIES + 1):
             client, peer = self.wanted if attempt == 0 else (0, 0)
             self.client_port = free_port(self.host, client)
-            self.peer_port = free_port(self.host, peer)
+            self.peer_port = free_port(self.host, peer, taken={self.client_port})
             self._spawn()
             try:
                 self._wait_healthy(timeout)

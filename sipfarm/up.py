@@ -17,8 +17,10 @@ The supervisor:
 - writes every line a member logs to its own stderr, the member's token first;
 - restarts a member that dies, after 1 s, then 2, 4 … up to 30 s while it keeps
   dying within a minute of its start (a few restarts a minute at most), and etcd
-  likewise; a member that exits 2 (a bad option, an address it cannot bind) will
-  not do better next time: the farm stops and ``up`` exits 2;
+  likewise; a member that exits 2 at its first start (a bad option, an address it
+  cannot bind) will not do better next time: the farm stops and ``up`` exits 2; a
+  member started again keeps its cluster and admin ports, or gets new ones when
+  another process took them meanwhile;
 - on SIGINT or SIGTERM: SIGTERM to every member (a second signal: SIGKILL), SIGKILL
   to those still there after ``stop_grace`` seconds, then etcd stops; exit 0.
 
@@ -42,7 +44,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from cluster.etcdproc import EtcdError, EtcdProcess, dies_with_this_process, free_port
+from cluster.etcdproc import (
+    EtcdError,
+    EtcdProcess,
+    can_listen,
+    dies_with_this_process,
+    free_port,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -155,6 +163,7 @@ class _Member:
     http: tuple[str, int]
     process: asyncio.subprocess.Process | None = None
     delay: float | None = None  # the last wait before a restart (None: none yet)
+    starts: int = 0
 
 
 class Farm:
@@ -163,6 +172,7 @@ class Farm:
     def __init__(self, config: FarmConfig, etcd: EtcdProcess, previous: dict[str, Any]) -> None:
         self.config = config
         self.etcd = etcd
+        self._claimed = {etcd.client[1], etcd.peer_port}
         old = previous.get("members")
         old_members: dict[str, Any] = old if isinstance(old, dict) else {}
         self.members = [
@@ -176,11 +186,26 @@ class Farm:
     def _slot(self, token: str, old: object) -> _Member:
         prior = old if isinstance(old, dict) else {}
         inner = self.config.inner
-        cluster = (inner, free_port(inner, _port_of(prior.get("cluster"))))
-        http = (inner, free_port(inner, _port_of(prior.get("http"))))
-        while http == cluster:  # two free-port asks can name the same port
-            http = (inner, free_port(inner))
-        return _Member(token, cluster, http)
+        cluster = self._claim(_port_of(prior.get("cluster")))
+        http = self._claim(_port_of(prior.get("http")))
+        return _Member(token, (inner, cluster), (inner, http))
+
+    def _claim(self, prefer: int = 0) -> int:
+        """A free inner port that no other part of the farm has: ``prefer`` when it is free."""
+        port = free_port(self.config.inner, prefer, taken=self._claimed)
+        self._claimed.add(port)
+        return port
+
+    def _still_free(self, m: _Member, address: tuple[str, int]) -> tuple[str, int]:
+        """``address`` of member ``m``, or a new one when another process took its port
+        while ``m`` was down (the new address reaches etcd and farm.json with ``m``)."""
+        host, port = address
+        if can_listen(host, port):
+            return address
+        self._claimed.discard(port)
+        new = self._claim()
+        logger.warning("member %s: port %d was taken meanwhile, %d instead", m.token, port, new)
+        return host, new
 
     # -- farm.json ---------------------------------------------------------------------
 
@@ -300,7 +325,7 @@ class Farm:
             if self._stopping.is_set():
                 logger.info("member %s stopped (%s)", m.token, _exit_text(status))
                 return
-            if status == EXIT_USAGE:
+            if status == EXIT_USAGE and m.starts == 1:
                 logger.error("member %s cannot run (exit 2, see its line above)", m.token)
                 self._stop(EXIT_USAGE)
                 return
@@ -312,6 +337,9 @@ class Farm:
                 await asyncio.wait_for(self._stopping.wait(), m.delay)
 
     async def _spawn(self, m: _Member) -> tuple[asyncio.subprocess.Process, asyncio.Task[None]]:
+        if m.process is not None:  # a restart
+            m.cluster = self._still_free(m, m.cluster)
+            m.http = self._still_free(m, m.http)
         process = await asyncio.create_subprocess_exec(
             *self.argv(m),
             stdin=asyncio.subprocess.DEVNULL,
@@ -322,6 +350,7 @@ class Farm:
             preexec_fn=dies_with_this_process(),
         )
         m.process = process
+        m.starts += 1
         if self._stopping.is_set():  # the farm stopped while this one was starting
             process.terminate()
         assert process.stdout is not None
