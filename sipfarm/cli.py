@@ -41,7 +41,7 @@ from . import __version__
 from .log import setup as setup_logging
 from .node import Member, MemberConfig
 from .ownership import is_token
-from .up import FarmBusy, FarmConfig, farm_running, read_farm
+from .up import FarmBusy, FarmConfig, address_text, farm_running, read_farm
 from .up import run as run_farm
 
 EXIT_STORE = 1
@@ -554,10 +554,7 @@ def _natural(token: str) -> list[int | str]:
 
 
 def _text(address: tuple[str, int] | None) -> str | None:
-    if address is None:
-        return None
-    host, port = address
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return None if address is None else address_text(address)
 
 
 def _run_status(args: argparse.Namespace) -> int:

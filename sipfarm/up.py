@@ -54,7 +54,15 @@ from cluster.etcdproc import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FARM_FILE", "FarmBusy", "FarmConfig", "farm_running", "read_farm", "run"]
+__all__ = [
+    "FARM_FILE",
+    "FarmBusy",
+    "FarmConfig",
+    "address_text",
+    "farm_running",
+    "read_farm",
+    "run",
+]
 
 FARM_FILE = "farm.json"
 LOCK_FILE = "farm.lock"
@@ -146,7 +154,8 @@ def _port_of(address: object) -> int:
     return 0
 
 
-def _text(address: tuple[str, int]) -> str:
+def address_text(address: tuple[str, int]) -> str:
+    """``host:port``, the host in brackets when it is IPv6 (as the options take it)."""
     host, port = address
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -212,16 +221,16 @@ class Farm:
     def describe(self, running: bool = True) -> dict[str, Any]:
         cfg = self.config
         return {
-            "etcd": _text(self.etcd.client),
+            "etcd": address_text(self.etcd.client),
             "etcd_peer": self.etcd.peer_port,
             "etcd_pid": self.etcd.pid if running else None,
-            "sip": _text(cfg.sip),
-            "advertise": _text(cfg.advertise),
+            "sip": address_text(cfg.sip),
+            "advertise": address_text(cfg.advertise),
             "supervisor": os.getpid() if running else None,
             "members": {
                 m.token: {
-                    "cluster": _text(m.cluster),
-                    "http": _text(m.http),
+                    "cluster": address_text(m.cluster),
+                    "http": address_text(m.http),
                     "pid": m.process.pid
                     if running and m.process is not None and m.process.returncode is None
                     else None,
@@ -243,13 +252,13 @@ class Farm:
         cfg = self.config
         argv = [
             cfg.python, "-m", "sipfarm", "member",
-            "--sip", _text(cfg.sip),
+            "--sip", address_text(cfg.sip),
             "--data", str(cfg.data),
-            "--etcd", _text(self.etcd.client),
-            "--cluster", _text(m.cluster),
-            "--http", _text(m.http),
+            "--etcd", address_text(self.etcd.client),
+            "--cluster", address_text(m.cluster),
+            "--http", address_text(m.http),
             "--token", m.token,
-            "--advertise", _text(cfg.advertise),
+            "--advertise", address_text(cfg.advertise),
         ]  # fmt: skip
         return [*argv, "--debug"] if cfg.debug else argv
 
@@ -265,8 +274,8 @@ class Farm:
             "starting the farm: %d members on udp+tcp %s (advertised %s), etcd %s; "
             "'sipfarm status --data %s' shows it",
             len(self.members),
-            _text(cfg.sip),
-            _text(cfg.advertise),
+            address_text(cfg.sip),
+            address_text(cfg.advertise),
             self.etcd.url,
             cfg.data,
         )
@@ -331,7 +340,10 @@ class Farm:
                 return
             m.delay = _restart_delay(m.delay, loop.time() - started)
             logger.error(
-                "member %s died (%s): restart in %.0f s", m.token, _exit_text(status), m.delay
+                "member %s died (%s): restart in %.0f s",
+                m.token,
+                _exit_text(status),
+                m.delay,
             )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), m.delay)
