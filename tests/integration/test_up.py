@@ -21,7 +21,9 @@ from typing import Any
 import pytest
 from sipp import _HARNESS, SIPFARM, fresh_loopback, options_probe, stop_process
 
-from cluster.etcdproc import EtcdProcess
+from cluster.etcdproc import EtcdProcess, free_port
+from cluster.membership import MemberInfo, MemberState, View
+from sipfarm import cli
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -134,6 +136,10 @@ def test_up_serves_drains_and_stops_every_process(farm: Up) -> None:
     shares = {m["token"]: m["share"] for m in status["members"]}
     assert shares == {"m1": None, "m2": 1.0}  # new work goes to the ready member only
 
+    undrained = farm.cli("member", "ready", "m1")
+    assert undrained.returncode == 0, undrained.stderr
+    farm.until("m1 ready again", lambda: farm.states() == {"m1": "ready", "m2": "ready"})
+
     unknown = farm.cli("member", "ready", "m9")
     assert unknown.returncode == 1
     assert unknown.stderr.startswith("sipfarm: no member m9")
@@ -196,3 +202,18 @@ def test_etcd_process_starts_stops_and_restarts_on_its_data(tmp_path: Path) -> N
     with second:
         assert second.running
     assert (tmp_path / "etcd.log").exists()
+
+
+def test_member_action_on_an_unreachable_member_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gone = ("127.0.0.1", free_port("127.0.0.1"))  # nothing listens there
+    member = MemberInfo("m1", ("127.0.0.1", 7001), frozenset({"frontend"}), MemberState.READY, 3)
+    view = View(3, {"m1": member._replace(http=gone)})
+    monkeypatch.setattr(cli, "read_view", lambda etcd: view)
+
+    status = cli.main(["member", "not-ready", "m1", "--etcd", "127.0.0.1:2379"])
+
+    out, err = capsys.readouterr()
+    assert status == 1 and out == ""
+    assert err.startswith(f"sipfarm: cannot reach 127.0.0.1:{gone[1]}") and err.count("\n") == 1
