@@ -21,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 # The SIPp helpers of the integration tests (stats, stop by PID, account store).
 sys.path.insert(0, str(HERE.parent / "integration"))
 
-from farmrig import Farm  # noqa: E402
+from farmrig import REPORTS, Farm  # noqa: E402
 from netns import Topology, remove_stale  # noqa: E402
 
 TOOLS = ("ip", "nft", "conntrack", "sipp", "etcd")
@@ -49,6 +49,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.farm)
             if reason:
                 item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """What each farm test measured, after the run (also printed by the test itself)."""
+    if REPORTS:
+        terminalreporter.section("farm measurements")
+        for text in REPORTS:
+            terminalreporter.write_line(text)
 
 
 @pytest.fixture(scope="session")

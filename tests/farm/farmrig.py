@@ -29,7 +29,6 @@ import secrets
 import select
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -249,9 +248,11 @@ class SippProc:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGUSR1)
 
-    def finish(self) -> SippStats:
+    def finish(self, wait: float | None = None) -> SippStats:
+        """Wait ``wait`` seconds (default: its timeout and more) for SIPp to end, then stop
+        it by PID; its final statistics."""
         try:
-            self.process.wait(self.timeout + 15)
+            self.process.wait(self.timeout + 15 if wait is None else wait)
         except subprocess.TimeoutExpired:
             pass
         finally:
@@ -527,8 +528,14 @@ class Farm:
         return "\n".join(parts)
 
 
+#: Every report of the session, printed again in pytest's terminal summary (conftest.py).
+REPORTS: list[str] = []
+
+
 def print_report(title: str, figures: dict[str, Any]) -> None:
+    """Print what a test measured (and keep it for the session's summary)."""
     width = max(len(k) for k in figures)
     lines = [f"== {title} =="] + [f"  {k:<{width}}  {v}" for k, v in figures.items()]
-    print("\n".join(lines), file=sys.stderr)
-    print("\n".join(lines))
+    text = "\n".join(lines)
+    REPORTS.append(text)
+    print(text)
