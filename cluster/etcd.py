@@ -138,6 +138,7 @@ class EtcdMembership:
             except (ValueError, msgpack.UnpackException) as exc:
                 logger.warning("etcd: member %s unreadable, left out: %s", token, exc)
         view = View(snapshot.header.revision, members)
+        self.lost = False
         self._set_view(view)
 
     def _set_view(self, view: View) -> None:
@@ -149,28 +150,42 @@ class EtcdMembership:
         except Exception:
             logger.exception("etcd: view handler failed")
 
+    def suspect(self) -> None:
+        """The member knows it missed its refreshes (it was frozen): lost until re-registered."""
+        if not self.lost:
+            self.lost = True
+            try:
+                self.on_lost()
+            except Exception:
+                logger.exception("etcd: lost handler failed")
+
     async def _keepalive(self) -> None:
+        """Refresh the lease; once lost (no refresh for a TTL, or the lease ended), register anew.
+
+        A lease that etcd ended while this member was frozen answers a refresh
+        with TTL 0, not an error: that is lost at once, whatever the clock says.
+        """
         loop = asyncio.get_running_loop()
         last_ok = loop.time()
         while True:
             await asyncio.sleep(self.ttl / 3)
             try:
-                await asyncio.wait_for(self._lease.refresh(), self.ttl / 2)
-                if self.lost:  # etcd is back: our lease may be gone, take a new one
-                    await self._register()
-                    self.lost = False
+                if self.lost:  # a new lease, our key again, the view afresh
+                    await asyncio.wait_for(self._register(), self.ttl)
                     logger.warning("etcd reachable again: member %s re-registered", self.token)
+                else:
+                    reply = await asyncio.wait_for(self._lease.refresh(), self.ttl / 2)
+                    if reply is None or getattr(reply, "TTL", 1) <= 0:
+                        logger.warning("etcd: the lease of member %s ended", self.token)
+                        self.suspect()
+                        continue
                 last_ok = loop.time()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 if not self.lost and loop.time() - last_ok > self.ttl:
-                    self.lost = True
                     logger.warning("etcd lost (%s): no new undirected work", exc)
-                    try:
-                        self.on_lost()
-                    except Exception:
-                        logger.exception("etcd: lost handler failed")
+                    self.suspect()
 
     async def _watch(self) -> None:
         while True:

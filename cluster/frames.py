@@ -27,6 +27,7 @@ import msgpack
 
 __all__ = [
     "PROTOCOL_VERSIONS",
+    "Emit",
     "Frame",
     "FrameError",
     "FrameReader",
@@ -67,6 +68,21 @@ class Relay(NamedTuple):
     hops: int = 1
 
 
+class Emit(NamedTuple):
+    """Bytes for the receiving member to send from its own socket to ``host:port``.
+
+    Behind a DNAT balancer only the member that received a flow's packets can
+    answer on that flow: the balancer's conntrack turns that member's address
+    back into the VIP, and a TCP connection lives in one process.  So the
+    owner of the work hands its answer back to that member.
+    """
+
+    data: bytes
+    transport: str
+    host: str
+    port: int
+
+
 class Request(NamedTuple):
     """A call to another member (an account lookup, a binding save …); ``id`` pairs the answer."""
 
@@ -83,9 +99,9 @@ class Response(NamedTuple):
     error: str | None = None
 
 
-Frame = Hello | Relay | Request | Response
+Frame = Hello | Relay | Request | Response | Emit
 
-_KINDS: dict[type, int] = {Hello: 0, Relay: 1, Request: 2, Response: 3}
+_KINDS: dict[type, int] = {Hello: 0, Relay: 1, Request: 2, Response: 3, Emit: 4}
 _TYPES: dict[int, type] = {v: k for k, v in _KINDS.items()}
 
 
@@ -131,6 +147,14 @@ def _check(frame: Frame) -> None:
             and isinstance(frame.received_by, str)
             and type(frame.hops) is int
             and frame.hops >= 0
+        )
+    elif isinstance(frame, Emit):
+        ok = (
+            isinstance(frame.data, bytes)
+            and frame.transport in ("UDP", "TCP", "TLS")
+            and isinstance(frame.host, str)
+            and type(frame.port) is int
+            and 0 <= frame.port < 65536
         )
     elif isinstance(frame, Request):
         ok = type(frame.id) is int and isinstance(frame.method, str)

@@ -20,6 +20,7 @@ from .names import account_name, domain_name
 SHARED_DOMAINS = "SharedDomains"
 ACCOUNT_SUFFIX = ".macnt"
 SETTINGS_FILE = "account.settings"
+INFO_FILE = "account.info"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,10 @@ class Layout:
 
     def settings_path(self, user: str, domain: str) -> Path:
         return self.account_dir(user, domain) / SETTINGS_FILE
+
+    def info_path(self, user: str, domain: str) -> Path:
+        """The account's changing state (its registered bindings …), beside its settings."""
+        return self.account_dir(user, domain) / INFO_FILE
 
     def domain_pattern(self) -> str:
         """The glob, relative to `shared_domains`, that matches every domain directory."""

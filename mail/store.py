@@ -34,20 +34,26 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves the old or the new file."""
+def write_atomic(path: Path, data: bytes, *, sync: bool = True) -> None:
+    """Replace ``path`` with ``data`` so that a crash leaves the old or the new file.
+
+    ``sync=False`` skips the two fsyncs: the file then survives the death of the
+    process (the page cache has it) but not of the machine.
+    """
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(temp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
-    fsync_dir(path.parent)
+    if sync:
+        fsync_dir(path.parent)
 
 
 def remove_tree(path: Path) -> None:
@@ -142,6 +148,23 @@ class AccountStore:
         if settings is None:
             return None
         return AccountRecord(user=user, domain=domain, realm=settings.realm, ha1=settings.digest)
+
+    # -- the account's info: state that changes while it is served (its bindings)
+
+    def read_info(self, user: str, domain: str) -> bytes | None:
+        """The account's ``account.info``, or None when it has none (or no such account)."""
+        try:
+            return self.layout.info_path(account_name(user), domain_name(domain)).read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def write_info(self, user: str, domain: str, data: bytes, *, sync: bool = True) -> None:
+        """Replace the account's ``account.info`` atomically (NoSuchAccount without one)."""
+        user, domain = account_name(user), domain_name(domain)
+        path = self.layout.info_path(user, domain)
+        if not path.parent.is_dir():
+            raise NoSuchAccount(f"{user}@{domain}")
+        write_atomic(path, data, sync=sync)
 
     # -- helpers
 

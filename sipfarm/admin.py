@@ -44,6 +44,8 @@ class Drainable(Protocol):
 
     def stats(self) -> dict[str, int]: ...
 
+    def view(self) -> dict[str, Any] | None: ...
+
 
 class _Http(asyncio.Protocol):
     def __init__(self, member: Drainable) -> None:
@@ -114,6 +116,7 @@ class _Http(asyncio.Protocol):
                 "state": _state(member),
                 "idle": stats.get("transactions", 0) == 0,
                 "counters": stats,
+                "view": member.view(),
             },
         )
 

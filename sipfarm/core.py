@@ -165,6 +165,10 @@ class SipCore:
         #: receive queue, a late event loop): new out-of-dialog requests get 503 +
         #: Retry-After, the rest is served.
         self.overloaded = False
+        #: Cleared by the farm edge while the member has no trustworthy view of the farm
+        #: (etcd lost, or the farm declared it dead): new out-of-dialog requests get 503
+        #: like under overload; transactions and dialogs under way are served.
+        self.accepting = True
         self._own = {a.encode() for a in self.me.addresses}
         host, port = config.advertise
         if port == 5060:
@@ -210,11 +214,15 @@ class SipCore:
                 if entry is not None:
                     self.layer.received_request(entry, request, now)
                     return out
-                if self.overloaded and method != "OPTIONS" and request.to.tag is None:
+                if (
+                    (self.overloaded or not self.accepting)
+                    and method != "OPTIONS"
+                    and request.to.tag is None
+                ):
                     # Shed new work, keep what is under way (calls, dialogs, CANCEL):
                     # a 503 costs a tenth of a proxied INVITE, and Retry-After stops
                     # the caller's retransmissions (RFC 3261 §21.5.4).
-                    self.counters["overload_503"] += 1
+                    self.counters["overload_503" if self.overloaded else "not_accepting_503"] += 1
                     self._answer(request, source, 503, None, (("Retry-After", RETRY_AFTER),))
                     return out
                 validate_request(request, ("path", "outbound"))

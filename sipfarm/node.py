@@ -3,8 +3,10 @@
 A member is its :class:`~sipfarm.core.SipCore` behind UDP and TCP on one
 address, with the account store of its data directory read through a
 :class:`~mail.directory.Directory` and the registrar's bindings in memory.
-The farm router, etcd membership and account ownership join it in the farm
-issue.
+Started with ``etcd`` (and ``cluster``), the member joins a farm: a
+:class:`~sipfarm.farm.Farm` then stands between its sockets and its core
+(router, relays, membership), and its bindings live on the shared storage with
+the owner of their AOR (:class:`~sipfarm.farm.FarmLocation`).
 
 Timers: one loop timer runs the core's timer heap every ``tick`` seconds
 (10 ms), rather than one loop timer per transaction timer; bindings are
@@ -33,7 +35,9 @@ from mail.store import AccountStore
 from .actions import Send
 from .admin import AdminServer
 from .core import CoreConfig, SipCore
-from .registrar import MemoryLocation
+from .farm import AccountBindings, Farm, FarmLocation
+from .flows import Flows
+from .registrar import Location, MemoryLocation, StoredLocation
 from .transport import TcpServer, TransportConfig, UdpServer, bind_udp
 from .transport.ratelimit import RateLimitedLog
 
@@ -121,15 +125,33 @@ def _own_addresses(host: str, port: int) -> tuple[str, ...]:
     return (f"[{host}]:{port}" if ":" in host else f"{host}:{port}",)
 
 
+def _farm_addresses(advertise: tuple[str, int]) -> frozenset[bytes]:
+    """The sent-by values of the farm's own Via headers (the router's rule 1)."""
+    host, port = advertise
+    named = f"[{host}]" if ":" in host else host
+    out = {f"{named}:{port}".lower().encode()}
+    if port == 5060:
+        out.add(named.lower().encode())
+    return frozenset(out)
+
+
 class Member:
     """One member: binds, serves until stopped, reports its counters."""
 
     def __init__(self, config: MemberConfig):
         self.config = config
-        if config.data is not None:
-            directory: Directory | _NoAccounts = Directory(AccountStore(config.data))
-        else:
-            directory = _NoAccounts()
+        store = AccountStore(config.data) if config.data is not None else None
+        directory: Directory | _NoAccounts = _NoAccounts() if store is None else Directory(store)
+        self.farm: Farm | None = None
+        location: Location = MemoryLocation()
+        flows = Flows()
+        if config.etcd is not None:
+            if store is None or config.cluster is None:
+                raise ValueError("a farm member needs a data directory and a cluster address")
+            stored = StoredLocation(AccountBindings(store, flows, config.token))
+            location = FarmLocation(
+                stored, owns=lambda aor: self.farm is None or self.farm.owns(aor)
+            )
         self.core = SipCore(
             CoreConfig(
                 token=config.token,
@@ -140,12 +162,32 @@ class Member:
                 digest_algorithms=config.digest_algorithms,
             ),
             directory,
-            MemoryLocation(),
+            location,
         )
         self.counters: dict[str, int] = {}
         self._udp: asyncio.DatagramTransport | None = None
         self._udp_server: UdpServer | None = None
-        self._tcp = TcpServer(self.core, config.transport, self.counters, self.dispatch)
+        advertise = config.advertise or (config.host, config.port)
+        if config.etcd is not None and config.cluster is not None:
+            assert isinstance(location, FarmLocation)
+            self.farm = Farm(
+                config.token,
+                self.core,
+                flows,
+                location,
+                self._send,
+                cluster=config.cluster,
+                etcd=config.etcd,
+                roles=config.roles,
+                farm_addresses=_farm_addresses(advertise),
+                sip=(config.host, config.port),
+                http=config.http,
+            )
+            self.dispatch = self.farm.dispatch
+        else:
+            self.dispatch = self._send
+        self._handler = self.farm if self.farm is not None else self.core
+        self._tcp = TcpServer(self._handler, config.transport, self.counters, self.dispatch)
         self._ticker: asyncio.TimerHandle | None = None
         self._next_expiry = 0.0
         self._next_full_collection = 0.0
@@ -163,14 +205,25 @@ class Member:
         return self.core.ready
 
     def set_ready(self, ready: bool) -> None:
-        """Not ready: health probes (HTTP and SIP OPTIONS) get 503, work under way goes on."""
+        """Not ready: health probes (HTTP and SIP OPTIONS) get 503, work under way goes on.
+
+        In a farm the member also leaves the ring (state not-ready in etcd), so
+        no new undirected work is placed on it.
+        """
         if ready != self.core.ready:
             logger.warning("member %s is %s", self.config.token, "ready" if ready else "not ready")
-        self.core.ready = ready
+        if self.farm is not None:
+            self.farm.set_ready(ready)
+        else:
+            self.core.ready = ready
+
+    def view(self) -> dict[str, object] | None:
+        """The farm as this member sees it (None for a member on its own)."""
+        return self.farm.status() if self.farm is not None else None
 
     # -- sending: the one place where the core's Send values meet sockets ---------------
 
-    def dispatch(self, sends: list[Send]) -> None:
+    def _send(self, sends: list[Send]) -> None:
         udp = self._udp_server
         for send in sends:
             if send.transport == "UDP" and udp is not None:
@@ -196,6 +249,8 @@ class Member:
         self._ticker = loop.call_at(self._tick_due, self._tick)
         now = time.time()
         try:
+            if self.farm is not None:
+                self.farm.tick()
             deadline = self.core.next_deadline()
             if deadline is not None and deadline <= now:
                 out = self.core.advance(now)
@@ -263,7 +318,7 @@ class Member:
             raise
         try:
             transport, protocol = await loop.create_datagram_endpoint(
-                lambda: UdpServer(self.core, cfg.transport, self.counters, sock, self.dispatch),
+                lambda: UdpServer(self._handler, cfg.transport, self.counters, sock, self.dispatch),
                 sock=sock,
             )
         except BaseException:
@@ -273,13 +328,17 @@ class Member:
         self._udp = transport
         self._udp_server = protocol
         self._udp_sock = sock
-        if self._admin is not None and cfg.http is not None:
-            try:
+        try:
+            if self._admin is not None and cfg.http is not None:
                 await self._admin.start(*cfg.http)
-            except BaseException:
-                transport.close()
-                await self._tcp.stop()
-                raise
+            if self.farm is not None:
+                await self.farm.start()
+        except BaseException:
+            transport.close()
+            await self._tcp.stop()
+            if self._admin is not None:
+                await self._admin.stop()
+            raise
         # Memory: the cores build no reference cycles (tests/unit/proxy/test_proxy_memory.py),
         # so reference counting frees a call's objects when its last timer has fired.  The
         # cyclic collector's full passes walk every live object (a second and more with
@@ -293,6 +352,8 @@ class Member:
         logger.info("member %s listening on udp+tcp %s:%d", cfg.token, cfg.host, cfg.port)
 
     async def stop(self) -> None:
+        if self.farm is not None:  # gone from the view first: nothing new is sent here
+            await self.farm.stop()
         if self._ticker is not None:
             self._ticker.cancel()
         if self._admin is not None:
@@ -306,6 +367,10 @@ class Member:
         out = self.core.stats()
         out.update(self.counters)
         out["tcp_connections"] = len(self._tcp.connections)
+        if self.farm is not None:
+            out.update(self.farm.counters)
+            out.update(self.farm.links.counters)
+            out["flows_held_elsewhere"] = len(self.farm.flows)
         return out
 
     async def run(self) -> None:

@@ -23,10 +23,16 @@ Rules, in order:
    it is, is there.
 
 A token that names no live member is ignored (its work died with it); the
-next rule decides.  Decision written down: REGISTER is placed by Call-ID like
-every new request.  A UA keeps its Call-ID across its registrations (RFC 3261
-§10.2), so its retries and refreshes land on one member; the binding itself
-lives with the AOR's owner, asked over the cluster link (issue 5, item 5).
+next rule decides.
+
+Decision written down: the edge places a REGISTER by its **AOR** (the To URI,
+``key=``), not by its Call-ID, and without the hand-off window.  The binding
+lives with the AOR's owner, so the owner itself runs the registrar: a save is a
+local write (to memory and to the account's storage), not a call over the
+cluster link, and two REGISTERs of one AOR from two phones (two Call-IDs) never
+race on two members.  A REGISTER has no server transaction to hand off (a
+retransmission is answered again), and the previous owner must not write an
+AOR its successor may already have loaded.
 """
 
 from __future__ import annotations
@@ -56,11 +62,21 @@ def _live(token: str | None, view: View) -> str | None:
     return token if token is not None and token in view.live else None
 
 
-def place(peek: Peek, view: View, now: float, *, has_state: bool = False) -> str | None:
+def place(
+    peek: Peek,
+    view: View,
+    now: float,
+    *,
+    has_state: bool = False,
+    key: bytes | None = None,
+    handoff: bool = True,
+) -> str | None:
     """The token of the member whose work ``peek`` is; None when it is this member's.
 
     ``has_state``: this member already holds a transaction for the packet (the
-    edge looked); then it keeps it, whatever the view says.
+    edge looked); then it keeps it, whatever the view says.  ``key`` replaces
+    the Call-ID of rule 4 (the AOR of a REGISTER), and ``handoff=False`` leaves
+    the previous view out of it.
     """
     if has_state:
         return None
@@ -75,10 +91,11 @@ def place(peek: Peek, view: View, now: float, *, has_state: bool = False) -> str
     if owner is None and peek.method == b"ACK":  # 3.
         owner = _live(token_of_tag(peek.to_tag), view)
     if owner is None:  # 4. the Call-ID's owner
-        key = peek.call_id or b""
+        if key is None:
+            key = peek.call_id or b""
         owner = view.ring.owner(key)
         previous = view.previous
-        if previous is not None and now < view.handoff_until:
+        if handoff and previous is not None and now < view.handoff_until:
             before = _live(previous.owner(key), view)
             if before is not None and before != owner:
                 owner = before

@@ -8,6 +8,7 @@ from .binding import Binding, contact_key
 from .errors import IntervalTooBrief, OutOfOrder, TooManyContacts
 from .location import Location, MemoryLocation, rank
 from .registrar import Registrar, RegistrarConfig, aor_of, parse_delta, parse_qvalue
+from .stored import StoredLocation
 
 __all__ = [
     "Binding",
@@ -17,6 +18,7 @@ __all__ = [
     "OutOfOrder",
     "Registrar",
     "RegistrarConfig",
+    "StoredLocation",
     "TooManyContacts",
     "aor_of",
     "contact_key",

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from cluster.frames import (
     PROTOCOL_VERSIONS,
+    Emit,
     FrameError,
     FrameReader,
     Hello,
@@ -31,6 +32,13 @@ FRAMES = st.one_of(
         st.integers(0, 65535),
         st.text(max_size=8),
         st.integers(0, 3),
+    ),
+    st.builds(
+        Emit,
+        st.binary(max_size=2000),
+        st.sampled_from(["UDP", "TCP"]),
+        st.sampled_from(["198.51.100.1", "2001:db8::1"]),
+        st.integers(0, 65535),
     ),
     st.builds(
         Request,

@@ -1,0 +1,534 @@
+"""The member in its farm (asyncio edge): membership, cluster link, router, relays.
+
+DESIGN.md "Ownership" and "Cluster".  A member started with ``--etcd`` puts a
+:class:`Farm` between its sockets and its SIP core:
+
+- **Every packet** it receives is placed by :func:`sipfarm.router.place` over
+  the current view; another member's work is relayed to it over the cluster
+  link as a :class:`~cluster.frames.Relay` (the packet's bytes, source and
+  transport, and this member's token).  The owner feeds it to its core as if
+  it had arrived there, and never relays it on (hop count: a relayed packet is
+  always served where it lands).  When the link to the owner is down the
+  packet is served here: any member can serve any packet, the owner only has
+  the state that makes it cheaper.
+- **Every send** goes out through the member that holds the destination's flow
+  (:mod:`sipfarm.flows`): the owner of a relayed request hands its answer back
+  to the receiving member as an :class:`~cluster.frames.Emit`, because behind a
+  DNAT balancer only that member's packets are turned back into the VIP, and a
+  TCP connection lives in one process.  Members bound to the same address (one
+  host, ``sipfarm up``: SO_REUSEPORT) send UDP for each other directly, from
+  the same address; TCP still goes through the holder.
+- **Bindings** live with the ring owner of their AOR (:class:`FarmLocation`):
+  REGISTER is placed there by the router, and written to the account's storage
+  before its 200 OK; another member that needs an AOR's bindings to route a
+  call asks the owner over the link (a ``lookup`` call) before its core sees
+  the request, and reads the storage itself when the owner cannot answer.
+- **Views** come from etcd in revision order.  A new ring keeps the previous
+  one for 64*T1 (the hand-off window of the router); the owner forgets the
+  AORs it no longer owns (the next owner loads them from storage).
+- **Losing etcd**, or finding itself dead in the view (frozen past its lease),
+  the member stops taking new undirected work: its core answers new
+  out-of-dialog requests 503 and its health probes 503, so the balancer takes
+  it out; transactions and dialogs under way are finished, they need no view.
+  It re-registers with a fresh lease when etcd answers, and serves again once
+  a view names it ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import re
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from cluster.etcd import EtcdMembership
+from cluster.frames import Emit, Frame, Relay, Request, Response
+from cluster.link import Links
+from cluster.membership import MemberState
+from cluster.membership import View as MembershipView
+from cluster.ring import Ring
+from mail.errors import AccountStoreError
+from mail.store import AccountStore
+
+from .actions import Drop, Send, Source
+from .flows import Flows
+from .registrar import Binding, StoredLocation, aor_of, rank
+from .registrar.stored import (
+    binding_from_record,
+    binding_record,
+    decode_bindings,
+    encode_bindings,
+)
+from .router import View, place
+from .sip import SipError
+from .sip.nameaddr import parse_nameaddr
+from .sip.peek import Peek, peek
+from .sip.uri import SipUri, parse_uri
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["AccountBindings", "Farm", "FarmLocation"]
+
+#: The router's hand-off window after a view change: as long as a transaction lives.
+HANDOFF = 32.0  # 64 * T1
+#: How long a member waits for the owner's answer to a lookup before reading storage.
+LOOKUP_TIMEOUT = 0.5
+#: How long a lookup's answer is reused (retransmissions, forks of one request).
+LOOKUP_TTL = 2.0
+#: Requests that may need the callee's bindings (a new out-of-dialog request).
+NO_LOOKUP = frozenset({b"ACK", b"CANCEL", b"REGISTER", b"BYE", b"PRACK"})
+
+_TO = re.compile(rb"\n(?:to|t)[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE)
+
+
+class BindingsNotSaved(SipError):
+    """The account's storage refused the write: no 200 OK for bindings not kept."""
+
+    status = 500
+    default_reason = "Bindings Not Saved"
+
+
+def register_key(data: bytes) -> bytes | None:
+    """The AOR of a REGISTER (its To URI, canonical), or None when it cannot be read."""
+    found = _TO.search(data)
+    if found is None:
+        return None
+    try:
+        return aor_of(parse_nameaddr(found.group(1).decode("utf-8")).uri).encode()
+    except (SipError, UnicodeDecodeError, ValueError):
+        return None
+
+
+def _split_aor(aor: str) -> tuple[str, str] | None:
+    """``sip:user@domain`` → (user, domain); None for an AOR without a user."""
+    if not aor.startswith("sip:") or "@" not in aor:
+        return None
+    user, _, domain = aor[4:].rpartition("@")
+    return user, domain
+
+
+class AccountBindings:
+    """:class:`~sipfarm.registrar.stored.BindingStorage` on the account store's info files."""
+
+    def __init__(self, store: AccountStore, flows: Flows, me: str) -> None:
+        self.store = store
+        self.flows = flows
+        self.me = me
+        self.counters: dict[str, int] = {}
+
+    def read(self, aor: str) -> list[tuple[Binding, str | None]]:
+        names = _split_aor(aor)
+        if names is None:
+            return []
+        try:
+            data = self.store.read_info(*names)
+        except (AccountStoreError, OSError) as exc:
+            logger.warning("bindings of %s unreadable: %s", aor, exc)
+            return []
+        if data is None:
+            return []
+        try:
+            records = decode_bindings(data)
+        except ValueError as exc:  # a damaged file: served as empty, logged, rewritten next
+            self.counters["bindings_damaged"] = self.counters.get("bindings_damaged", 0) + 1
+            logger.error("bindings of %s damaged, ignored until rewritten: %s", aor, exc)
+            return []
+        for b, holder in records:  # where the phone's flow is, as last seen
+            if holder is not None and holder != self.me and self.flows.holder(b.source) is None:
+                self.flows.held_by(b.source, holder)
+        return records
+
+    def write(self, aor: str, bindings: Sequence[Binding]) -> None:
+        names = _split_aor(aor)
+        if names is None:
+            raise BindingsNotSaved("No Account For This Address")
+        records = [(b, self.flows.holder(b.source) or self.me) for b in bindings]
+        try:
+            # Survives the member's death (the page cache has it), not the host's:
+            # group commit with fsync is the account store issue's.
+            self.store.write_info(*names, encode_bindings(records), sync=False)
+        except (AccountStoreError, OSError) as exc:
+            logger.error("bindings of %s not written: %s", aor, exc)
+            raise BindingsNotSaved() from None
+        self.counters["bindings_written"] = self.counters.get("bindings_written", 0) + 1
+
+
+class FarmLocation:
+    """The :class:`~sipfarm.registrar.Location` a farm member's core sees.
+
+    AORs this member owns are served by its :class:`StoredLocation`; for the
+    others, the answer the owner gave to the last ``lookup`` (the edge asks
+    before the core runs), else what storage says.
+    """
+
+    def __init__(self, stored: StoredLocation, owns: Callable[[str], bool]) -> None:
+        self.stored = stored
+        self.owns = owns
+        self.answers: dict[str, tuple[float, list[Binding]]] = {}  # aor → (when, bindings)
+
+    def __len__(self) -> int:
+        return len(self.stored)
+
+    def lookup(self, aor: str, now: float) -> list[Binding]:
+        if self.owns(aor):
+            return self.stored.lookup(aor, now)
+        answer = self.answers.get(aor)
+        found = answer[1] if answer is not None else self.read(aor)
+        return sorted((b for b in found if b.expires_at > now), key=rank)
+
+    def bindings(self, aor: str) -> list[Binding]:
+        return self.stored.bindings(aor) if self.owns(aor) else self.read(aor)
+
+    def store(self, aor: str, bindings: Sequence[Binding]) -> None:
+        if self.owns(aor):
+            self.stored.store(aor, bindings)
+        else:  # the owner was out of reach: storage is the truth, memory is the owner's
+            self.stored.storage.write(aor, bindings)
+            self.answers.pop(aor, None)
+
+    def expire(self, now: float, budget: int) -> int:
+        stale = [aor for aor, (at, _) in self.answers.items() if now - at > LOOKUP_TTL]
+        for aor in stale:
+            del self.answers[aor]
+        return self.stored.expire(now, budget)
+
+    def read(self, aor: str) -> list[Binding]:
+        """What storage holds for ``aor`` (when its owner cannot be asked)."""
+        return [b for b, _ in self.stored.storage.read(aor)]
+
+
+class Farm:
+    """One member's place in the farm; see the module docstring."""
+
+    def __init__(
+        self,
+        token: str,
+        core: Any,  # sipfarm.core.SipCore (its location is a FarmLocation)
+        flows: Flows,
+        location: FarmLocation,
+        send: Callable[[list[Send]], None],
+        *,
+        cluster: tuple[str, int],
+        etcd: tuple[str, int],
+        roles: frozenset[str],
+        farm_addresses: frozenset[bytes],
+        sip: tuple[str, int] | None = None,
+        http: tuple[str, int] | None = None,
+    ) -> None:
+        self.me = token
+        self.core = core
+        self.flows = flows
+        self.location = location
+        self._send = send  # the member's sockets
+        self.cluster = cluster
+        self.farm_addresses = farm_addresses
+        self.sip = sip
+        self._same_socket: frozenset[str] = frozenset()  # members bound where we are
+        self.links = Links(token, self)
+        self.membership = EtcdMembership(
+            token, cluster, roles, etcd, self._view, on_lost=self._lost, sip=sip, http=http
+        )
+        self.view = MembershipView()
+        self.route = View(token, frozenset(), Ring(()), farm_addresses)
+        self.counters: dict[str, int] = {}
+        self.admin_ready = True  # the operator's wish (POST /ready, /not-ready)
+        self._ids = itertools.count(1)
+        self._calls: dict[int, tuple[str, str, float]] = {}  # id → (aor, owner, deadline)
+        self._parked: dict[str, list[tuple[bytes, Source]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._last_tick = 0.0
+        core.accepting = False  # until a view names this member
+        core.ready = False
+
+    def _count(self, name: str) -> None:
+        self.counters[name] = self.counters.get(name, 0) + 1
+
+    # -- life cycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        host, port = await self.links.listen(*self.cluster)
+        self.cluster = (host, port)
+        self.membership.address = (host, port)
+        await self.membership.start(MemberState.JOINING)
+
+    async def stop(self) -> None:
+        await self.membership.stop()
+        await self.links.close()
+
+    def set_ready(self, ready: bool) -> None:
+        """The operator drains the member (or puts it back): out of the ring, probes 503."""
+        self.admin_ready = ready
+        self._serve()
+        self._publish()
+
+    def _publish(self) -> None:
+        me = self.view.members.get(self.me)
+        want = MemberState.READY if self.admin_ready else MemberState.NOT_READY
+        if self.membership.lost or (me is not None and me.state is want):
+            return
+        if me is None and self.view.revision == 0:
+            return  # not registered yet
+        task = asyncio.get_running_loop().create_task(self._set_state(want))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _set_state(self, state: MemberState) -> None:
+        try:
+            await self.membership.set_state(state)
+        except Exception as exc:  # etcd away: the keepalive notices and re-registers
+            logger.warning("cannot publish state %s: %s", state.value, exc)
+
+    def _serve(self) -> None:
+        """Whether the core takes new work and answers its probes 200."""
+        me = self.view.members.get(self.me)
+        known = me is not None and not self.membership.lost
+        self.core.accepting = known
+        self.core.ready = known and self.admin_ready
+
+    # -- views ---------------------------------------------------------------------------
+
+    def _view(self, view: MembershipView) -> None:
+        old = self.view
+        self.view = view
+        for token, member in view.members.items():
+            if token != self.me:
+                self.links.want(token, member.address)
+        for token in old.members:
+            if token not in view.members:
+                self.links.forget(token)
+                self.flows.drop(token)
+        self._same_socket = frozenset(
+            t for t, m in view.members.items() if m.sip is not None and m.sip == self.sip
+        )
+        ring = view.ring()
+        now = time.time()
+        route = self.route
+        # Our Via names the advertised address (the VIP); members reached on their
+        # own addresses put those in their Via: both are the farm's.
+        farm = self.farm_addresses | {
+            f"{m.sip[0]}:{m.sip[1]}".lower().encode() for m in view.members.values() if m.sip
+        }
+        if farm != route.farm:
+            route = route._replace(farm=frozenset(farm))
+        if ring.members != route.ring.members:
+            self.route = View(self.me, view.live, ring, route.farm, route.ring, now + HANDOFF)
+            dropped = self.location.stored.forget(self.owns)
+            logger.info(
+                "view %d: ring %s (was %s); %d AORs handed on",
+                view.revision,
+                sorted(ring.members),
+                sorted(route.ring.members),
+                dropped,
+            )
+        else:
+            self.route = route._replace(live=view.live)
+        if self.me not in view.members and old.revision and self.me in old.members:
+            logger.warning("view %d: this member is not in the farm any more", view.revision)
+        self._serve()
+        self._publish()
+
+    def _lost(self) -> None:
+        self.location.stored.forget(lambda aor: False)
+        self._serve()
+
+    def owns(self, aor: str) -> bool:
+        """Whether this member keeps ``aor``'s bindings (its ring owner, or no ring)."""
+        owner = self.route.ring.owner(aor)
+        return owner is None or owner == self.me
+
+    # -- packets from the sockets ---------------------------------------------------------
+
+    def receive(self, data: bytes, source: Source, now: float) -> list[Send] | Drop:
+        """A packet from a socket of this member (the sockets' MessageHandler)."""
+        self.flows.mine(source)
+        try:
+            p = peek(data)
+        except SipError:
+            return self._serve_here(data, source, now, None)
+        owner = None
+        if self.route.live:
+            if p.method == b"REGISTER":
+                key = register_key(data)
+                owner = place(p, self.route, now, key=key, handoff=key is None)
+            else:
+                owner = place(p, self.route, now)
+        if owner is not None:
+            relay = Relay(data, source.transport, source.host, source.port, self.me)
+            if self.links.send(owner, relay):
+                self._count("relayed_out")
+                return []
+            self._count("relay_refused")  # the link is down: serve it here
+        return self._serve_here(data, source, now, p)
+
+    def refuse(self, data: bytes, error: SipError, source: Source) -> list[Send] | Drop:
+        outcome: list[Send] | Drop = self.core.refuse(data, error, source)
+        return outcome
+
+    def _serve_here(
+        self, data: bytes, source: Source, now: float, p: Peek | None
+    ) -> list[Send] | Drop:
+        if p is not None and self._needs_lookup(p, data, source):
+            return []
+        outcome: list[Send] | Drop = self.core.receive(data, source, now)
+        if type(outcome) is list and outcome:
+            self.dispatch(outcome)
+            return []
+        return outcome
+
+    def dispatch(self, sends: list[Send]) -> None:
+        """Send through the member that holds each destination's flow (module docstring)."""
+        direct = []
+        live = self.route.live
+        for send in sends:
+            transport = send.transport
+            host, port = send.address
+            holder = self.flows.holder((transport, host, port))
+            if (
+                holder is not None
+                and holder in live
+                and not (transport == "UDP" and holder in self._same_socket)
+                and self.links.send(holder, Emit(send.data, transport, host, port))
+            ):
+                self._count("emitted")
+                continue
+            direct.append(send)
+        if direct:
+            self._send(direct)
+
+    # -- the callee's bindings, from their owner ------------------------------------------
+
+    def _needs_lookup(self, p: Peek, data: bytes, source: Source) -> bool:
+        """Park a new request whose callee's AOR another member owns, and ask that member."""
+        if (
+            p.method is None
+            or p.method in NO_LOOKUP
+            or p.to_tag is not None
+            or p.route is not None
+            or p.request_uri is None
+        ):
+            return False
+        try:
+            uri = parse_uri(p.request_uri.decode("utf-8"))
+        except (SipError, UnicodeDecodeError):
+            return False
+        if type(uri) is not SipUri or not uri.user or not self.core.directory.has_domain(uri.host):
+            return False
+        aor = aor_of(uri)
+        owner = self.route.ring.owner(aor)
+        if owner is None or owner == self.me or aor in self.location.answers:
+            return False
+        parked = self._parked.get(aor)
+        if parked is not None:
+            if len(parked) < 64:
+                parked.append((data, source))
+            return True
+        call = next(self._ids)
+        if not self.links.send(owner, Request(call, "lookup", {"aor": aor})):
+            return False  # the owner is out of reach: the core reads storage
+        self._count("lookups_sent")
+        self._calls[call] = (aor, owner, time.monotonic() + LOOKUP_TIMEOUT)
+        self._parked[aor] = [(data, source)]
+        return True
+
+    def _answered(self, aor: str, bindings: list[Binding] | None) -> None:
+        if bindings is None:  # no answer: storage is the truth
+            bindings = self.location.read(aor)
+        self.location.answers[aor] = (time.time(), bindings)
+        for data, source in self._parked.pop(aor, ()):
+            self._serve_here(data, source, time.time(), None)
+
+    def tick(self) -> None:
+        """Run from the member's timer: a freeze noticed; late lookups served from storage.
+
+        A member that was stopped (SIGSTOP, a VM pause) for longer than its lease
+        is dead for the others and its view and cached bindings are stale: it
+        takes no new work and forgets what it cached until etcd takes it back.
+        The timer runs before the packets that waited in the sockets.
+        """
+        now = time.monotonic()
+        if self._last_tick and now - self._last_tick > self.membership.ttl:
+            logger.warning("frozen for %.1f s: longer than the lease", now - self._last_tick)
+            self.membership.suspect()
+        self._last_tick = now
+        if not self._calls:
+            return
+        late = [(call, aor) for call, (aor, _, deadline) in self._calls.items() if deadline <= now]
+        for call, aor in late:
+            del self._calls[call]
+            self._count("lookups_timed_out")
+            self._answered(aor, None)
+
+    # -- frames from other members ------------------------------------------------------
+
+    def frame_received(self, peer: str, frame: Frame) -> None:
+        if type(frame) is Relay:
+            source = Source(frame.transport, frame.host, frame.port)
+            if frame.received_by != self.me:
+                self.flows.held_by(source, frame.received_by)
+            self._count("relayed_in")
+            now = time.time()
+            try:
+                p = peek(frame.data)
+            except SipError:
+                p = None
+            self._serve_here(frame.data, source, now, p)  # never relayed on
+        elif type(frame) is Emit:
+            self._send([Send(frame.data, frame.transport, (frame.host, frame.port))])
+        elif type(frame) is Request:
+            self._call(peer, frame)
+        elif type(frame) is Response:
+            call = self._calls.pop(frame.id, None)
+            if call is None:
+                return  # answered too late: storage already served it
+            bindings: list[Binding] | None = None
+            if frame.error is None and isinstance(frame.result, list):
+                try:
+                    bindings = []
+                    for record in frame.result:
+                        b, holder = binding_from_record(record)
+                        bindings.append(b)
+                        if holder == self.me:
+                            self.flows.mine(b.source)
+                        elif holder is not None:
+                            self.flows.held_by(b.source, holder)
+                except ValueError as exc:
+                    logger.warning("lookup answer from %s unreadable: %s", peer, exc)
+                    bindings = None
+            self._answered(call[0], bindings)
+
+    def _call(self, peer: str, request: Request) -> None:
+        if request.method != "lookup" or not isinstance(request.args.get("aor"), str):
+            self.links.send(peer, Response(request.id, error=f"unknown call {request.method}"))
+            return
+        aor = request.args["aor"]
+        now = time.time()
+        stored = self.location.stored
+        found = stored.lookup(aor, now) if self.owns(aor) else self.location.read(aor)
+        result = [binding_record(b, self.flows.holder(b.source) or self.me) for b in found]
+        self._count("lookups_answered")
+        self.links.send(peer, Response(request.id, result=result))
+
+    def status(self) -> dict[str, Any]:
+        """The view as this member sees it (for /status)."""
+        view = self.view
+        return {
+            "revision": view.revision,
+            "lost": self.membership.lost,
+            "controller": view.controller,
+            "backup": view.backup,
+            "ring": sorted(self.route.ring.members),
+            "members": {
+                t: {
+                    "state": m.state.value,
+                    "address": list(m.address),
+                    "sip": list(m.sip) if m.sip else None,
+                    "http": list(m.http) if m.http else None,
+                    "roles": sorted(m.roles),
+                    "link": t == self.me or self.links.is_up(t),
+                }
+                for t, m in sorted(view.members.items())
+            },
+        }

@@ -1,0 +1,195 @@
+"""Two farm members on loopback with a real etcd: relays, bindings with their owner, failover.
+
+No balancer here (tests/farm/ has one): the test's phone sends to one member
+on its own address, and the farm must behave as one server behind it:
+
+- a REGISTER lands on either member and is served by the owner of its AOR
+  (relayed over the cluster link); the 200 OK comes back from the member the
+  phone sent to (the Emit back to the receiving member);
+- every acknowledged binding is on the shared storage, and the surviving member
+  serves it after the owner is killed with SIGKILL;
+- a member drained with POST /not-ready leaves the ring and its AORs move.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sipp import fresh_loopback
+from sippcalls import make_data
+
+from cluster.etcdproc import EtcdProcess, free_port
+
+DOMAIN = "example.com"
+ACCOUNTS = {f"u{i}": "pw" for i in range(40)}
+
+
+@dataclass
+class Proc:
+    """A member process and where to ask it."""
+
+    token: str
+    host: str
+    http: int
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def status(self) -> dict:  # type: ignore[type-arg]
+        with urllib.request.urlopen(f"http://{self.host}:{self.http}/status", timeout=2) as r:
+            return json.loads(r.read())  # type: ignore[no-any-return]
+
+    def post(self, path: str) -> None:
+        req = urllib.request.Request(f"http://{self.host}:{self.http}{path}", method="POST")
+        urllib.request.urlopen(req, timeout=2).close()
+
+
+def until(check, timeout: float = 15.0, what: str = "") -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if check():
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or check}")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def farm(tmp_path: Path) -> Iterator[tuple[list[Proc], Path]]:
+    data = make_data(tmp_path / "data", ACCOUNTS, DOMAIN)
+    etcd = EtcdProcess(tmp_path / "etcd", host=fresh_loopback(2379))
+    procs: list[Proc] = []
+    etcd.start()
+    try:
+        for token in ("m1", "m2"):
+            host = fresh_loopback(5060)
+            http = free_port(host)
+            log = tmp_path / f"{token}.log"
+            argv = [
+                sys.executable, "-m", "sipfarm", "member",
+                "--sip", f"{host}:5060", "--data", str(data), "--token", token,
+                "--etcd", f"{etcd.client[0]}:{etcd.client[1]}",
+                "--cluster", f"{host}:{free_port(host)}", "--http", f"{host}:{http}",
+                "--trusted", "127.0.0.0/8",
+            ]  # fmt: skip
+            with log.open("wb") as out:
+                process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+            procs.append(Proc(token, host, http, process, log))
+        for p in procs:
+            until(lambda p=p: p.status()["state"] == "ready", what=f"{p.token} ready")
+        until(lambda: all(len(p.status()["view"]["ring"]) == 2 for p in procs), what="ring of 2")
+        yield procs, data
+    finally:
+        for p in procs:
+            if p.process.poll() is None:
+                p.process.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.process.wait(10)
+            except subprocess.TimeoutExpired:
+                p.process.kill()
+                p.process.wait()
+        etcd.stop()
+
+
+def register(sock: socket.socket, member: tuple[str, int], user: str, expires: int = 300) -> str:
+    """One REGISTER (trusted source: no challenge); the status line of the answer."""
+    port = sock.getsockname()[1]
+    call_id = f"reg-{user}-{os.getpid()}"
+    msg = (
+        f"REGISTER sip:{DOMAIN} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-{user}-{time.monotonic_ns()};rport\r\n"
+        f"Max-Forwards: 70\r\nTo: <sip:{user}@{DOMAIN}>\r\n"
+        f"From: <sip:{user}@{DOMAIN}>;tag=t{user}\r\nCall-ID: {call_id}\r\n"
+        f"CSeq: {time.monotonic_ns() % 2**31} REGISTER\r\n"
+        f"Contact: <sip:{user}@127.0.0.1:{port}>;expires={expires}\r\nContent-Length: 0\r\n\r\n"
+    )
+    sock.sendto(msg.encode(), member)
+    while True:
+        data, sender = sock.recvfrom(65535)
+        if f"Call-ID: {call_id}".encode() in data:
+            assert sender == member, f"answer from {sender}, not from {member}"
+            return data.split(b"\r\n", 1)[0].decode()
+
+
+def contacts(sock: socket.socket, member: tuple[str, int], user: str) -> list[str]:
+    """The bindings a REGISTER without Contact (a query, RFC 3261 §10.2.3) lists."""
+    port = sock.getsockname()[1]
+    call_id = f"query-{user}-{time.monotonic_ns()}"
+    msg = (
+        f"REGISTER sip:{DOMAIN} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-q{time.monotonic_ns()};rport\r\n"
+        f"Max-Forwards: 70\r\nTo: <sip:{user}@{DOMAIN}>\r\n"
+        f"From: <sip:{user}@{DOMAIN}>;tag=q\r\nCall-ID: {call_id}\r\n"
+        f"CSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n"
+    )
+    sock.sendto(msg.encode(), member)
+    while True:
+        data, _ = sock.recvfrom(65535)
+        if f"Call-ID: {call_id}".encode() in data:
+            assert data.startswith(b"SIP/2.0 200"), data[:200]
+            return [
+                line for line in data.decode().split("\r\n") if line.lower().startswith("contact:")
+            ]
+
+
+def test_registrations_live_with_their_owner_and_survive_its_death(
+    farm: tuple[list[Proc], Path],
+) -> None:
+    procs, data = farm
+    m1, m2 = procs
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(5)
+        for user in ACCOUNTS:  # all through m2: about half belong to m1
+            assert register(sock, (m2.host, 5060), user) == "SIP/2.0 200 OK"
+        s1, s2 = m1.status()["counters"], m2.status()["counters"]
+        print(f"m2 relayed {s2.get('relayed_out', 0)}, m1 emitted {s1.get('emitted', 0)}")
+        assert s2.get("relayed_out", 0) > 5 and s1.get("relayed_in", 0) > 5
+        assert s1.get("emitted", 0) == s2.get("relayed_out", 0)  # answers left through m2
+        assert s1["bindings"] + s2["bindings"] == len(ACCOUNTS)
+        for user in ACCOUNTS:  # on storage before the 200 OK
+            info = data / "SharedDomains" / DOMAIN / f"{user}.macnt" / "account.info"
+            assert json.loads(info.read_text())["bindings"], user
+        for user in list(ACCOUNTS)[:10]:  # a query through either member finds it
+            assert len(contacts(sock, (m1.host, 5060), user)) == 1
+            assert len(contacts(sock, (m2.host, 5060), user)) == 1
+
+        m1.process.send_signal(signal.SIGKILL)
+        m1.process.wait()
+        until(lambda: m2.status()["view"]["ring"] == ["m2"], what="m1 out of the view")
+        lost = [u for u in ACCOUNTS if len(contacts(sock, (m2.host, 5060), u)) != 1]
+        print(f"after kill -9 of m1: {len(ACCOUNTS)} checked, {len(lost)} lost")
+        assert lost == []
+
+
+def test_a_drained_member_leaves_the_ring_and_its_aors_move(
+    farm: tuple[list[Proc], Path],
+) -> None:
+    procs, _ = farm
+    m1, m2 = procs
+    m1.post("/not-ready")
+    until(lambda: m2.status()["view"]["ring"] == ["m2"], what="m1 out of the ring")
+    assert m1.status()["state"] == "not-ready"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(5)
+        before = m2.status()["counters"].get("relayed_in", 0)
+        for user in list(ACCOUNTS)[:10]:  # sent to the drained member: served by m2
+            assert register(sock, (m1.host, 5060), user) == "SIP/2.0 200 OK"
+        assert m2.status()["counters"].get("relayed_in", 0) - before == 10
+    m1.post("/ready")
+    until(lambda: m2.status()["view"]["ring"] == ["m1", "m2"], what="m1 back in the ring")
