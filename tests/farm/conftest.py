@@ -21,6 +21,7 @@ HERE = Path(__file__).resolve().parent
 # The SIPp helpers of the integration tests (stats, stop by PID, account store).
 sys.path.insert(0, str(HERE.parent / "integration"))
 
+from farmload import ACCOUNTS  # noqa: E402
 from farmrig import REPORTS, Farm  # noqa: E402
 from netns import Topology, remove_stale  # noqa: E402
 
@@ -68,11 +69,6 @@ def topology() -> Iterator[Topology]:
         yield topo
     finally:
         topo.remove()
-
-
-ACCOUNTS = {"bob": "bob-secret", "alice": "alice-secret"} | {
-    f"user{i}": f"secret-{i}" for i in range(300)
-}
 
 
 @pytest.fixture

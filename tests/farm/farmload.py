@@ -38,6 +38,11 @@ from netns import CALLEE, CALLER, CLIENT, LOOKUP, SIP_PORT, VIP
 from sipp import SippStats
 from sippcalls import DOMAIN
 
+#: The shared storage's accounts: the caller, the callee, and the registering phones.
+ACCOUNTS = {"bob": "bob-secret", "alice": "alice-secret"} | {
+    f"user{i}": f"secret-{i}" for i in range(300)
+}
+
 CALLEE_PORT = 5070
 PHONE_PORT = 5999
 #: The longest a load runs (a bound on SIPp's -m and -timeout; tests stop it earlier).

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ACCOUNTS
 from farmload import (
+    ACCOUNTS,
     Load,
     bindings_figures,
     check_bindings,
