@@ -92,12 +92,16 @@ class BindingsNotSaved(SipError):
 
 
 def register_key(data: bytes) -> bytes | None:
-    """The AOR of a REGISTER (its To URI, canonical), or None when it cannot be read."""
+    """The AOR of a REGISTER (its To URI, canonical), or None when it cannot be read.
+
+    Folded to lower case, as :meth:`Farm.owns` folds it: the account store's
+    names are (``Alice`` and ``alice`` are one account, so one owner).
+    """
     found = _TO.search(data)
     if found is None:
         return None
     try:
-        return aor_of(parse_nameaddr(found.group(1).decode("utf-8")).uri).encode()
+        return aor_of(parse_nameaddr(found.group(1).decode("utf-8")).uri).lower().encode()
     except (SipError, UnicodeDecodeError, ValueError):
         return None
 
@@ -336,7 +340,7 @@ class Farm:
 
     def owns(self, aor: str) -> bool:
         """Whether this member keeps ``aor``'s bindings (its ring owner, or no ring)."""
-        owner = self.route.ring.owner(aor)
+        owner = self.route.ring.owner(aor.lower())
         return owner is None or owner == self.me
 
     # -- packets from the sockets ---------------------------------------------------------
@@ -417,7 +421,7 @@ class Farm:
         if type(uri) is not SipUri or not uri.user or not self.core.directory.has_domain(uri.host):
             return False
         aor = aor_of(uri)
-        owner = self.route.ring.owner(aor)
+        owner = self.route.ring.owner(aor.lower())
         if owner is None or owner == self.me or aor in self.location.answers:
             return False
         parked = self._parked.get(aor)

@@ -39,6 +39,7 @@ CORE_GLOBS = (
     "sipfarm/core.py",
     "sipfarm/ownership.py",
     "sipfarm/router.py",
+    "sipfarm/flows.py",
     "cluster/ring.py",
     "cluster/frames.py",
     "cluster/membership.py",

@@ -1,0 +1,149 @@
+"""sipfarm/registrar/stored.py: bindings written before they are acknowledged, read back by
+the next owner; sipfarm/farm.py: the AOR a REGISTER is placed by."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sipfarm.actions import Source
+from sipfarm.farm import register_key
+from sipfarm.registrar import Binding, StoredLocation
+from sipfarm.registrar.stored import (
+    binding_from_record,
+    binding_record,
+    decode_bindings,
+    encode_bindings,
+)
+
+B = Binding(
+    "sip:alice@198.51.100.7:5062;transport=tcp",
+    0.5,
+    1_000_300.0,
+    "c1@198.51.100.7",
+    7,
+    ("<sip:edge.example.com;lr>",),
+    Source("TCP", "198.51.100.7", 40123),
+    '"<urn:uuid:00000000-0000-1000-8000-000A95A0E128>"',
+    1,
+    1_000_000.0,
+)
+
+BINDINGS = st.builds(
+    Binding,
+    st.text(max_size=40),
+    st.none() | st.floats(0, 1),
+    st.floats(0, 2e9),
+    st.text(max_size=20),
+    st.integers(0, 2**31 - 1),
+    st.lists(st.text(max_size=20), max_size=3).map(tuple),
+    st.builds(Source, st.sampled_from(["UDP", "TCP"]), st.text(max_size=15), st.integers(0, 65535)),
+    st.none() | st.text(max_size=20),
+    st.none() | st.integers(0, 100),
+    st.floats(0, 2e9),
+)
+
+
+@given(st.lists(st.tuples(BINDINGS, st.none() | st.text(max_size=8)), max_size=4))
+def test_bindings_round_trip_through_storage(records: list[tuple[Binding, str | None]]) -> None:
+    assert decode_bindings(encode_bindings(records)) == records
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"{",
+        b"[]",
+        b'{"format": 2, "bindings": []}',
+        b'{"format": 1}',
+        b'{"format": 1, "bindings": [[1]]}',
+    ],
+)
+def test_a_damaged_file_is_a_value_error(data: bytes) -> None:
+    with pytest.raises(ValueError):
+        decode_bindings(data)
+
+
+def test_a_record_with_a_wrong_field_is_refused() -> None:
+    record = binding_record(B, "m1")
+    assert binding_from_record(record) == (B, "m1")
+    record[6] = ["TCP", "198.51.100.7", "40123"]  # port as text
+    with pytest.raises(ValueError):
+        binding_from_record(record)
+
+
+class Disk:
+    """A BindingStorage in memory that counts reads and writes."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, list[tuple[Binding, str | None]]] = {}
+        self.reads = 0
+        self.fail = False
+
+    def read(self, aor: str) -> list[tuple[Binding, str | None]]:
+        self.reads += 1
+        return list(self.files.get(aor, []))
+
+    def write(self, aor: str, bindings: Sequence[Binding]) -> None:
+        if self.fail:
+            raise OSError("disk full")
+        self.files[aor] = [(b, None) for b in bindings]
+
+
+def test_a_store_reaches_storage_before_memory() -> None:
+    disk = Disk()
+    loc = StoredLocation(disk)
+    loc.store("sip:alice@example.com", [B])
+    assert disk.files["sip:alice@example.com"] == [(B, None)]
+    disk.fail = True
+    with pytest.raises(OSError):
+        loc.store("sip:alice@example.com", [])
+    assert loc.bindings("sip:alice@example.com") == [B]  # memory unchanged: no 200 OK went out
+
+
+def test_the_next_owner_loads_from_storage_once() -> None:
+    disk = Disk()
+    StoredLocation(disk).store("sip:alice@example.com", [B])
+    successor = StoredLocation(disk)
+    assert successor.lookup("sip:alice@example.com", 1_000_100.0) == [B]
+    assert successor.lookup("sip:alice@example.com", 1_000_100.0) == [B]
+    assert disk.reads == 1
+    assert successor.lookup("sip:alice@example.com", 1_000_400.0) == []  # expired
+
+
+def test_forgotten_aors_are_read_again() -> None:
+    disk = Disk()
+    loc = StoredLocation(disk)
+    loc.store("sip:alice@example.com", [B])
+    loc.store("sip:bob@example.com", [B._replace(contact="sip:bob@198.51.100.8")])
+    disk.files["sip:alice@example.com"] = []  # another owner removed it meanwhile
+    assert loc.forget(lambda aor: aor.startswith("sip:bob")) == 1
+    assert loc.lookup("sip:alice@example.com", 1_000_100.0) == []
+    assert len(loc.lookup("sip:bob@example.com", 1_000_100.0)) == 1
+
+
+@pytest.mark.parametrize(
+    ("message", "key"),
+    [
+        (
+            b"REGISTER sip:example.com SIP/2.0\r\nTo: <sip:Alice@EXAMPLE.com>\r\n\r\n",
+            b"sip:alice@example.com",
+        ),
+        (
+            b"REGISTER sip:example.com SIP/2.0\r\nt: sip:bob@example.com;tag=x\r\n\r\n",
+            b"sip:bob@example.com",
+        ),
+        (
+            b'REGISTER sip:example.com SIP/2.0\r\nTO :  "B" <sip:bob@example.com:5060>\r\n\r\n',
+            b"sip:bob@example.com",
+        ),
+        (b"REGISTER sip:example.com SIP/2.0\r\nTo: <mailto:x@example.com>\r\n\r\n", None),
+        (b"REGISTER sip:example.com SIP/2.0\r\nFrom: <sip:a@example.com>\r\n\r\n", None),
+    ],
+)
+def test_a_register_is_placed_by_its_aor(message: bytes, key: bytes | None) -> None:
+    assert register_key(message) == key
