@@ -62,7 +62,7 @@ from .registrar.stored import (
     decode_bindings,
     encode_bindings,
 )
-from .router import View, place
+from .router import HANDOFF, View, place
 from .sip import SipError
 from .sip.nameaddr import parse_nameaddr
 from .sip.peek import Peek, peek
@@ -72,8 +72,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["AccountBindings", "Farm", "FarmLocation"]
 
-#: The router's hand-off window after a view change: as long as a transaction lives.
-HANDOFF = 32.0  # 64 * T1
 #: How long a member waits for the owner's answer to a lookup before reading storage.
 LOOKUP_TIMEOUT = 0.5
 #: How long a lookup's answer is reused (retransmissions, forks of one request).

@@ -20,7 +20,8 @@ Rules, in order:
    a view change, a packet the member has no state for goes to its owner
    under the previous view when that member is still alive, for as long as a
    transaction can live (64*T1): the INVITE it CANCELs, or whose retransmission
-   it is, is there.
+   it is, is there.  A new INVITE only for INVITE_HANDOFF: its retransmissions
+   stop at our 100 Trying, and a joining member should get calls at once.
 
 A token that names no live member is ignored (its work died with it); the
 next rule decides.
@@ -44,7 +45,14 @@ from cluster.ring import Ring
 from .ownership import token_of_branch, token_of_tag, token_of_uri
 from .sip.peek import Peek
 
-__all__ = ["View", "place"]
+__all__ = ["HANDOFF", "INVITE_HANDOFF", "View", "place"]
+
+#: The hand-off window after a view change: as long as a transaction can live (64*T1).
+HANDOFF = 32.0
+#: The window for a new INVITE: the caller retransmits it only until our 100 Trying
+#: reaches it (a proxy answers 100 at once, RFC 3261 §16.2), so after a few seconds a
+#: new INVITE is new work, placed on the new ring; a new member gets calls at once.
+INVITE_HANDOFF = 4.0
 
 
 class View(NamedTuple):
@@ -95,7 +103,16 @@ def place(
             key = peek.call_id or b""
         owner = view.ring.owner(key)
         previous = view.previous
-        if handoff and previous is not None and now < view.handoff_until:
+        if (
+            handoff
+            and previous is not None
+            and now < view.handoff_until
+            and not (
+                peek.method == b"INVITE"
+                and peek.to_tag is None
+                and now >= view.handoff_until - HANDOFF + INVITE_HANDOFF
+            )
+        ):
             before = _live(previous.owner(key), view)
             if before is not None and before != owner:
                 owner = before

@@ -27,9 +27,10 @@ from pathlib import Path
 
 import pytest
 from sipp import fresh_loopback
-from sippcalls import make_data
+from sippcalls import Sipp, make_data, write_csv
 
 from cluster.etcdproc import EtcdProcess, free_port
+from sipfarm.router import INVITE_HANDOFF
 
 DOMAIN = "example.com"
 ACCOUNTS = {f"u{i}": "pw" for i in range(40)}
@@ -193,3 +194,45 @@ def test_a_drained_member_leaves_the_ring_and_its_aors_move(
         assert m2.status()["counters"].get("relayed_in", 0) - before == 10
     m1.post("/ready")
     until(lambda: m2.status()["view"]["ring"] == ["m1", "m2"], what="m1 back in the ring")
+
+
+def test_calls_between_phones_registered_on_different_members(
+    farm: tuple[list[Proc], Path], tmp_path: Path
+) -> None:
+    """The callee registers through m2, the caller calls through m1: each INVITE is placed
+    by its Call-ID, the callee's bindings come from their owner, answers flow back."""
+    procs, _ = farm
+    m1, m2 = procs
+    calls = 20
+    time.sleep(INVITE_HANDOFF)  # new INVITEs then go to their owner on the ring of two
+    port = free_port(m2.host)
+    callee = write_csv(tmp_path / "callee.csv", [["u1", DOMAIN, "pw", f"u1@{m2.host}:{port}"]])
+    registration = Sipp(
+        tmp_path / "register", "register_contact", m2.host, target=f"{m2.host}:5060",
+        local_port=port, extra=["-inf", str(callee), "-auth_uri", DOMAIN],
+    )  # fmt: skip
+    assert registration.finish().successful == 1, registration.messages()[-3000:]
+    callee_side = Sipp(tmp_path / "uas", "call_uas", m2.host, local_port=port, calls=calls)
+    callee_side.wait_bound()
+    caller = write_csv(tmp_path / "calls.csv", [["u2", DOMAIN, "pw", "u1"]])
+    caller_side = Sipp(
+        tmp_path / "uac", "call_uac", m1.host, target=f"{m1.host}:5060", calls=calls, rate=20,
+        extra=["-inf", str(caller), "-d", "300", "-auth_uri", f"u1@{DOMAIN}",
+               "-t", "un", "-max_socket", "100"],
+    )  # fmt: skip
+    uac, uas = caller_side.finish(), callee_side.finish()
+    context = (
+        f"=== UAC ===\n{caller_side.messages()[-3000:]}\n"
+        f"=== UAS ===\n{callee_side.messages()[-3000:]}\n"
+        f"=== m1 ===\n{m1.log.read_text()[-2000:]}\n=== m2 ===\n{m2.log.read_text()[-2000:]}"
+    )
+    s1, s2 = m1.status()["counters"], m2.status()["counters"]
+    print(f"calls {uac.successful}/{calls}")
+    print("m1", {k: v for k, v in s1.items() if v})
+    print("m2", {k: v for k, v in s2.items() if v})
+    assert (uac.successful, uac.failed) == (calls, 0), f"{uac}\n{context}"
+    assert (uas.successful, uas.failed) == (calls, 0), f"{uas}\n{context}"
+    # the calls were relayed to their Call-ID's owner (or its predecessor's in the
+    # hand-off window after m2 joined), and whoever did not own the callee asked
+    assert s1.get("relayed_out", 0) + s2.get("relayed_out", 0) >= calls
+    assert s1.get("lookups_sent", 0) + s2.get("lookups_sent", 0) > 0

@@ -14,7 +14,7 @@ from sipfarm.ownership import (
     token_of_tag,
     token_of_uri,
 )
-from sipfarm.router import View, place
+from sipfarm.router import HANDOFF, INVITE_HANDOFF, View, place
 from sipfarm.sip import peek
 
 FARM = frozenset({b"198.51.100.80:5060"})
@@ -128,3 +128,17 @@ def test_during_a_handoff_the_previous_owner_keeps_its_calls(i: int) -> None:
     expected_after = None if new == "m4" else new
     assert place(p, view, 10.0) == expected_during
     assert place(p, view, 40.0) == expected_after
+
+
+def test_a_new_invite_is_handed_off_only_while_it_may_be_retransmitted() -> None:
+    """m4 joined: a new INVITE goes to the old owner for INVITE_HANDOFF, then to the new."""
+    before = Ring(["m1", "m2", "m3"])
+    after = before.with_member("m4")
+    view = View("m4", frozenset({"m1", "m2", "m3", "m4"}), after, FARM, before, HANDOFF)
+    moved = next(
+        f"call-{i}@198.51.100.1" for i in range(1000)
+        if after.owner(f"call-{i}@198.51.100.1") == "m4"
+    )  # fmt: skip
+    invite = peek(msg("INVITE sip:bob@example.com SIP/2.0", f"Call-ID: {moved}"))
+    assert place(invite, view, INVITE_HANDOFF - 1) == before.owner(moved)
+    assert place(invite, view, INVITE_HANDOFF + 1) is None  # m4's own now
