@@ -68,7 +68,9 @@ import harness
 
 logger = logging.getLogger("bench_farm")
 
-CONFIGS = ("single", "farm")
+#: single: one member, no farm; farm1: ``sipfarm up --members 1`` (etcd, bindings written
+#: to storage, no relays); farm: ``sipfarm up --members N`` (N = --members, 2).
+CONFIGS = ("single", "farm1", "farm")
 DOMAIN = bench_register.DOMAIN
 #: Where the registration contacts point (nothing listens: a registrar never calls them).
 CONTACT_PORT = 5999
@@ -82,6 +84,9 @@ FARM_READY_S = 30.0
 SETTLE_S = 1.0
 STATUS_TIMEOUT_S = 2.0
 UP_STOP_S = 20.0
+PY_SPY = harness.REPO / ".venv" / "bin" / "py-spy"
+#: py-spy's samples per second (its default is 100).
+PROFILE_RATE = 250
 #: SIPp's -max_socket with -t un: calls open at once, with room (rate x (1 + hold) at most).
 MAX_SOCKETS = 10_000
 
@@ -288,7 +293,9 @@ def _farm_members(data: Path) -> list[Member] | None:
 
 
 @contextlib.contextmanager
-def one_host_farm(accounts: Accounts, workdir: Path, members: int) -> Iterator[Server]:
+def one_host_farm(
+    accounts: Accounts, workdir: Path, members: int, name: str = "farm"
+) -> Iterator[Server]:
     """``sipfarm up --members N``: ready once every member is ready in a ring of N.
 
     Stopped with SIGINT to ``up`` (it stops its members, then etcd); whatever is left
@@ -302,7 +309,7 @@ def one_host_farm(accounts: Accounts, workdir: Path, members: int) -> Iterator[S
     )  # fmt: skip
     log = workdir / "farm.log"
     process = _spawn(argv, log, workdir)
-    server = Server("farm", argv, host, harness.SIP_PORT, [], process, log)
+    server = Server(name, argv, host, harness.SIP_PORT, [], process, log)
     seen: dict[int, int] = {}  # pid -> start ticks, of everything farm.json named
 
     def remember() -> None:
@@ -332,7 +339,8 @@ def one_host_farm(accounts: Accounts, workdir: Path, members: int) -> Iterator[S
         except harness.ServerError as exc:
             raise harness.ServerError(server.describe(str(exc))) from None
         logger.info(
-            "farm: up pid %d, members %s on %s:%d",
+            "%s: up pid %d, members %s on %s:%d",
+            name,
             process.pid,
             ", ".join(f"{m.token} pid {m.pid}" for m in server.members),
             host,
@@ -354,7 +362,7 @@ def one_host_farm(accounts: Accounts, workdir: Path, members: int) -> Iterator[S
                 logger.warning("pid %d outlived 'sipfarm up': SIGKILL", pid)
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-        logger.info("farm: up pid %d stopped, status %s", process.pid, status)
+        logger.info("%s: up pid %d stopped, status %s", name, process.pid, status)
 
 
 # -------------------------------------------------------------------- the loads
@@ -523,8 +531,37 @@ class Load:
     scenario: Path = field(default=harness.SCENARIOS / "register_auth_uac.xml")
 
 
+@contextlib.contextmanager
+def profiled(server: Server, load: Load, profile: Path | None, tag: str) -> Iterator[None]:
+    """py-spy on every member for the load's duration (when ``profile`` is a directory).
+
+    Collapsed stacks (``--format raw``) into ``profile/<tag>-<member>.txt``, one line per
+    stack with its sample count; ``--nonblocking`` so the members are not paused.
+    """
+    if profile is None:
+        yield
+        return
+    profile.mkdir(parents=True, exist_ok=True)
+    spies = []
+    for m in server.members:
+        argv = (
+            str(PY_SPY), "record", "--pid", str(m.pid),
+            "--duration", str(math.ceil(load.duration_s)), "--rate", str(PROFILE_RATE),
+            "--format", "raw", "--nonblocking",
+            "--output", str(profile / f"{tag}-{m.token}.txt"),
+        )  # fmt: skip
+        spies.append(_spawn(argv, profile / f"{tag}-{m.token}.log", profile))
+    try:
+        yield
+    finally:
+        for spy in spies:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                spy.wait(load.duration_s + 10)
+            harness.stop_process(spy)
+
+
 def run_load(server: Server, load: Load, accounts: Accounts, workdir: Path,
-             sipp_host: str) -> LoadResult:  # fmt: skip
+             sipp_host: str, profile: Path | None = None) -> LoadResult:  # fmt: skip
     """Run ``load`` once through ``server`` and measure it."""
     calls = harness.step_calls(load.rate, load.duration_s)
     run = harness.SippRun(
@@ -549,7 +586,8 @@ def run_load(server: Server, load: Load, accounts: Accounts, workdir: Path,
         counters_before = {m.pid: m.counters() for m in server.members}
         cpu_before = {m.pid: m.cpu_ticks() for m in server.members}
         started = time.monotonic()
-        stats = harness.run_sipp(run, workdir / "uac")
+        with profiled(server, load, profile, f"{server.name}-{load.name}-{workdir.parent.name}"):
+            stats = harness.run_sipp(run, workdir / "uac")
     wall_s = time.monotonic() - started
     time.sleep(SETTLE_S)
     cpu_after = {m.pid: m.cpu_ticks() for m in server.members}
@@ -590,6 +628,9 @@ def run_load(server: Server, load: Load, accounts: Accounts, workdir: Path,
 def start(config: str, accounts: Accounts, workdir: Path, members: int) -> Iterator[Server]:
     if config == "single":
         with single_member(accounts, workdir) as server:
+            yield server
+    elif config == "farm1":
+        with one_host_farm(accounts, workdir, 1, "farm1") as server:
             yield server
     else:
         with one_host_farm(accounts, workdir, members) as server:
@@ -633,7 +674,8 @@ def measure(config: str, loads: Sequence[Load], args: argparse.Namespace,
                     time.sleep(load.hold_s + 1)
                 logger.info("%s: %s at %d/s for %.0f s", config, load.name, load.rate,
                             load.duration_s)  # fmt: skip
-                result = run_load(server, load, accounts, workdir / load.name, sipp_host)
+                result = run_load(server, load, accounts, workdir / load.name, sipp_host,
+                                  args.profile)  # fmt: skip
                 logger.info("%s: %s", config, _progress(result))
                 results.append(result)
                 time.sleep(load.hold_s + 1)
@@ -704,20 +746,25 @@ def format_report(results: Sequence[LoadResult], errors: dict[str, str],
             )
     lines += ["", "== relay ratio and relay cost"]
     for load in ("registrations", "calls"):
-        single = next((r for r in results if r.config == "single" and r.load == load), None)
-        farm = next((r for r in results if r.config == "farm" and r.load == load), None)
+        of = {r.config: r for r in results if r.load == load}
+        farm = of.get("farm")
         if farm is not None and farm.relay_ratio is not None:
             lines.append(
                 f"{load:>13}: relayed {farm.relayed} of {farm.packets_in} packets the farm "
                 f"received (SIPp's sends) = {100 * farm.relay_ratio:.1f} %"
             )
-        if single and farm and single.cpu_us_per_call and farm.cpu_us_per_call:
-            ratio = farm.cpu_us_per_call / single.cpu_us_per_call
-            verdict = "meets" if ratio <= TARGET_RATIO else "MISSES"
+        for top, bottom in (("farm", "single"), ("farm1", "single"), ("farm", "farm1")):
+            a, b = of.get(top), of.get(bottom)
+            if not (a and b and a.cpu_us_per_call and b.cpu_us_per_call):
+                continue
+            ratio = a.cpu_us_per_call / b.cpu_us_per_call
+            target = ""
+            if (top, bottom) == ("farm", "single"):
+                verdict = "meets" if ratio <= TARGET_RATIO else "MISSES"
+                target = f" ({verdict} the target <= {TARGET_RATIO})"
             lines.append(
-                f"{load:>13}: farm {farm.cpu_us_per_call:.0f} us / single "
-                f"{single.cpu_us_per_call:.0f} us = {ratio:.2f} x ({verdict} the target "
-                f"<= {TARGET_RATIO})"
+                f"{load:>13}: {top} {a.cpu_us_per_call:.0f} us / {bottom} "
+                f"{b.cpu_us_per_call:.0f} us = {ratio:.2f} x{target}"
             )
     for config, error in errors.items():
         lines.append(f"{config}: stopped early: {error.splitlines()[0]}")
@@ -767,7 +814,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--hold", type=float, default=1.0, help="seconds a call is held (1)")
     parser.add_argument("--accounts", type=int, default=2000, help="accounts provisioned (2000)")
     parser.add_argument("--members", type=int, default=2, help="farm members (2)")
-    parser.add_argument("--only", choices=CONFIGS, help="measure one configuration only")
+    parser.add_argument("--configs", default="single,farm",
+                        help="configurations, in order: single, farm1 (up --members 1: the "
+                        "farm's cost without relays), farm (single,farm)")  # fmt: skip
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="record every member with py-spy during each measured load, "
+                        "collapsed stacks into DIR (the CPU figures then include py-spy's "
+                        "cost: do not quote them)")  # fmt: skip
     parser.add_argument("--runs", type=int, default=1,
                         help="runs, each single then farm (1)")  # fmt: skip
     parser.add_argument("--loads", default="registrations,calls",
@@ -786,6 +839,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--runs must be in [1, 10]")
     if not 2 <= args.members <= 8:
         parser.error("--members must be in [2, 8]")
+    args.configs = tuple(x for x in args.configs.split(",") if x)
+    if not args.configs or any(x not in CONFIGS for x in args.configs):
+        parser.error(f"--configs takes {', '.join(CONFIGS)}")
+    if args.profile is not None and not PY_SPY.exists():
+        parser.error(f"--profile needs {PY_SPY}")
     args.loads = tuple(x for x in args.loads.split(",") if x)
     if not args.loads or any(x not in ("registrations", "calls") for x in args.loads):
         parser.error("--loads takes registrations and/or calls")
@@ -824,9 +882,7 @@ def main(argv: list[str] | None = None) -> int:
         # Runs alternate the configurations, so that other work on the machine falls
         # on both alike rather than on one of them.
         for run in range(1, args.runs + 1):
-            for config in CONFIGS:
-                if args.only not in (None, config):
-                    continue
+            for config in args.configs:
                 found, error = measure(config, loads, args, workdir / f"run{run}-{config}")
                 results.extend(dataclasses.replace(r, run=run) for r in found)
                 if error:
