@@ -31,11 +31,12 @@ WARMUP_S = 4.0
 AFTER_S = 6.0
 
 
-@pytest.mark.parametrize("rate", [50, 100])
-def test_kill_9_under_load(farm_factory: Farm, tmp_path: Path, rate: int) -> None:
+@pytest.mark.parametrize(("rate", "transport"), [(50, "un"), (100, "un"), (50, "tn"), (100, "tn")])
+def test_kill_9_under_load(farm_factory: Farm, tmp_path: Path, rate: int, transport: str) -> None:
+    """``transport``: the caller's, one UDP socket (``un``) or TCP connection (``tn``) a call."""
     farm = farm_factory
     start_farm(farm, MEMBERS)
-    load = Load(farm, tmp_path / "load", rate, accounts=ACCOUNTS)
+    load = Load(farm, tmp_path / "load", rate, accounts=ACCOUNTS, transport=transport)
     load.start()
     time.sleep(WARMUP_S)
     # The victim: the member with the most work under way.
@@ -50,7 +51,7 @@ def test_kill_9_under_load(farm_factory: Farm, tmp_path: Path, rate: int) -> Non
     lookups = check_bindings(farm, result.bound, survivors)
 
     print_report(
-        f"kill -9 {victim} at {rate} calls/s",
+        f"kill -9 {victim} at {rate} calls/s, caller over {'TCP' if transport == 'tn' else 'UDP'}",
         {
             **result.figures,
             f"in flight on {victim} at the kill (transactions)": in_flight[victim],
