@@ -45,11 +45,14 @@ def owned(farm: Farm, names: tuple[str, ...]) -> dict[str, int]:
     return out
 
 
-@pytest.mark.parametrize("rate", [50, 100])
-def test_member_joins_under_load(farm_factory: Farm, tmp_path: Path, rate: int) -> None:
+@pytest.mark.parametrize(("rate", "transport"), [(50, "un"), (100, "un"), (100, "tn")])
+def test_member_joins_under_load(
+    farm_factory: Farm, tmp_path: Path, rate: int, transport: str
+) -> None:
+    """``transport``: the caller's, one UDP socket (``un``) or TCP connection (``tn``) a call."""
     farm = farm_factory
     start_farm(farm, ("m1", "m2"), pool=MEMBERS)
-    load = Load(farm, tmp_path / "load", rate, accounts=ACCOUNTS)
+    load = Load(farm, tmp_path / "load", rate, accounts=ACCOUNTS, transport=transport)
     load.start()
     time.sleep(WARMUP_S)
     before = owned(farm, ("m1", "m2"))
@@ -72,7 +75,7 @@ def test_member_joins_under_load(farm_factory: Farm, tmp_path: Path, rate: int) 
     share = new["m3"] / total if total else 0.0
     first_share = first["m3"] / max(1, sum(first.values()))
     print_report(
-        f"m3 joins at {rate} calls/s",
+        f"m3 joins at {rate} calls/s, caller over {'TCP' if transport == 'tn' else 'UDP'}",
         {
             **result.figures,
             "calls owned before the join (m1, m2)": before,
