@@ -2,13 +2,20 @@
 
     .venv/bin/python loadtest/bench_farm.py [--reg-rate 500] [--call-rate 200]
                                             [--duration 10] [--hold 1] [--accounts 2000]
-                                            [--only single|farm] [--runs 1] [--keep]
+                                            [--configs single,farm1,farm] [--runs 2]
+                                            [--loads registrations,calls] [--profile DIR]
 
 Issue 5 item 9 and its target "CPU per call in the farm with relaying <= 1.3 x CPU per
-call on a single member".  Two configurations, one after the other (they never share
-the CPU), each on fresh loopback addresses and a freshly provisioned data directory:
+call on a single member".  The configurations run one after the other (they never
+share the CPU), each on fresh loopback addresses and a freshly provisioned data
+directory; with ``--runs N`` the whole sequence repeats, so that other work on the
+machine falls on every configuration alike:
 
-- ``single``: ``sipfarm member --sip H:5060 --data DIR --http ...`` (no etcd: no farm);
+- ``single``: ``sipfarm member --sip H:5060 --data DIR --http ...`` (no etcd: no farm;
+  bindings in memory only);
+- ``farm1`` (only with ``--configs``): ``sipfarm up --members 1``, the farm without a
+  relay: etcd, the router, bindings written to the accounts' storage before the 200;
+  farm over farm1 is the relaying alone, farm1 over single the rest of the farm edge;
 - ``farm``: ``sipfarm up --sip H:5060 --members 2 --data DIR``: etcd and two members
   bound to the same address with SO_REUSEPORT, the kernel spreading UDP flows over
   them by 4-tuple.  SIPp sends with one socket per call (``-t un``) so that calls
@@ -32,7 +39,13 @@ relayed_out, emitted, lookups_sent, lookups_answered), and the relay ratio: pack
 relayed between members over packets the farm received.  The members count no
 packets received, so that denominator is SIPp's: every message the UAC and the UAS
 sent, retransmissions included.  Last, farm CPU per call over single CPU per call,
-against the target of 1.3.
+against the target of 1.3 (and the farm1 ratios when it ran).
+
+``--profile DIR`` records every member with py-spy (``.venv/bin/py-spy``, sampling
+without pausing them) during each measured load, as collapsed stacks
+``DIR/<config>-<load>-<run>-<member>.txt`` (one stack a line, then its sample count);
+py-spy's own cost lands in the CPU figures of that run, so quote those from a run
+without it.
 
 The issue asks for Kamailio beside sipfarm in its benchmarks in general; this one
 compares the farm with a single member only (bench_register.py and bench_calls.py
@@ -586,7 +599,8 @@ def run_load(server: Server, load: Load, accounts: Accounts, workdir: Path,
         counters_before = {m.pid: m.counters() for m in server.members}
         cpu_before = {m.pid: m.cpu_ticks() for m in server.members}
         started = time.monotonic()
-        with profiled(server, load, profile, f"{server.name}-{load.name}-{workdir.parent.name}"):
+        run_name = workdir.parent.name.partition("-")[0]  # run1-farm -> run1
+        with profiled(server, load, profile, f"{server.name}-{load.name}-{run_name}"):
             stats = harness.run_sipp(run, workdir / "uac")
     wall_s = time.monotonic() - started
     time.sleep(SETTLE_S)
@@ -822,7 +836,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "collapsed stacks into DIR (the CPU figures then include py-spy's "
                         "cost: do not quote them)")  # fmt: skip
     parser.add_argument("--runs", type=int, default=1,
-                        help="runs, each single then farm (1)")  # fmt: skip
+                        help="runs, each the --configs in turn (1)")  # fmt: skip
     parser.add_argument("--loads", default="registrations,calls",
                         help="which loads, in order (registrations,calls)")  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the SIPp and server files")
