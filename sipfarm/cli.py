@@ -331,6 +331,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help="address put in Via and Record-Route (default: this host's)",
     )
+    u.add_argument(
+        "--trusted",
+        action="append",
+        default=[],
+        type=_prefix,
+        metavar="PREFIX",
+        help="address or prefix whose requests are not challenged (repeatable)",
+    )
     u.add_argument("--debug", action="store_true", help="log every packet")
     _add_store_commands(sub)
     return p
@@ -634,6 +642,7 @@ def _run_up(args: argparse.Namespace) -> int:
         data=args.data.resolve(),
         advertise=_advertised(host, port, args.advertise),
         debug=args.debug,
+        trusted=tuple(args.trusted),
     )
     try:
         return run_farm(config)

@@ -149,9 +149,7 @@ class AccountBindings:
             raise BindingsNotSaved("No Account For This Address")
         records = [(b, self.flows.holder(b.source) or self.me) for b in bindings]
         try:
-            # Survives the member's death (the page cache has it), not the host's:
-            # group commit with fsync is the account store issue's.
-            self.store.write_info(*names, encode_bindings(records), sync=False)
+            self.store.write_info(*names, encode_bindings(records), writer=self.me)
         except (AccountStoreError, OSError) as exc:
             logger.error("bindings of %s not written: %s", aor, exc)
             raise BindingsNotSaved() from None
@@ -242,6 +240,7 @@ class Farm:
         self._parked: dict[str, list[tuple[bytes, Source]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_tick = 0.0
+        self.received = 0  # packets from this member's sockets (the relay ratio's base)
         core.accepting = False  # until a view names this member
         core.ready = False
 
@@ -345,6 +344,7 @@ class Farm:
 
     def receive(self, data: bytes, source: Source, now: float) -> list[Send] | Drop:
         """A packet from a socket of this member (the sockets' MessageHandler)."""
+        self.received += 1
         self.flows.mine(source)
         try:
             p = peek(data)

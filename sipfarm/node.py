@@ -371,6 +371,7 @@ class Member:
             out.update(self.farm.counters)
             out.update(self.farm.links.counters)
             out["flows_held_elsewhere"] = len(self.farm.flows)
+            out["received"] = self.farm.received
         return out
 
     async def run(self) -> None:

@@ -93,6 +93,7 @@ class FarmConfig:
     data: Path
     advertise: tuple[str, int]
     debug: bool = False
+    trusted: tuple[str, ...] = ()  # sources whose requests are not challenged
     inner: str = "127.0.0.1"  # where etcd, the cluster links and the admin endpoints listen
     stop_grace: float = 10.0
     python: str = field(default_factory=lambda: sys.executable)
@@ -260,6 +261,8 @@ class Farm:
             "--token", m.token,
             "--advertise", address_text(cfg.advertise),
         ]  # fmt: skip
+        for prefix in cfg.trusted:
+            argv += ["--trusted", prefix]
         return [*argv, "--debug"] if cfg.debug else argv
 
     async def run(self) -> int:
