@@ -36,10 +36,11 @@ coarse clock, see loadtest/README.md), the CPU (utime + stime from /proc/PID/sta
 every member process, summed and per member, in microseconds per call (per
 registration), each member's farm counters from ``GET /status`` (relayed_in,
 relayed_out, emitted, lookups_sent, lookups_answered), and the relay ratio: packets
-relayed between members over packets the farm received.  The members count no
-packets received, so that denominator is SIPp's: every message the UAC and the UAS
-sent, retransmissions included.  Last, farm CPU per call over single CPU per call,
-against the target of 1.3 (and the farm1 ratios when it ran).
+relayed between members over packets the farm's sockets received (each farm
+member's ``received`` counter; a single member has none, and then the count of
+every message the UAC and the UAS sent, retransmissions included, stands in).
+Last, farm CPU per call over single CPU per call, against the target of 1.3 (and the
+farm1 ratios when it ran).
 
 ``--profile DIR`` records every member with py-spy (``.venv/bin/py-spy``, sampling
 without pausing them) during each measured load, as collapsed stacks
@@ -88,7 +89,14 @@ DOMAIN = bench_register.DOMAIN
 #: Where the registration contacts point (nothing listens: a registrar never calls them).
 CONTACT_PORT = 5999
 #: The farm counters reported per member (sipfarm/farm.py, cluster/link.py).
-FARM_COUNTERS = ("relayed_in", "relayed_out", "emitted", "lookups_sent", "lookups_answered")
+FARM_COUNTERS = (
+    "received",
+    "relayed_in",
+    "relayed_out",
+    "emitted",
+    "lookups_sent",
+    "lookups_answered",
+)
 #: The relay cost target of issue 5: farm CPU per call <= 1.3 x a single member's.
 TARGET_RATIO = 1.3
 #: Seconds for the farm to come up (etcd, two members, a ring of two).
@@ -613,7 +621,9 @@ def run_load(server: Server, load: Load, accounts: Accounts, workdir: Path,
         counters = {k: after.get(k, 0) - counters_before[m.pid].get(k, 0) for k in FARM_COUNTERS}
         cpu_s = (cpu_after[m.pid] - cpu_before[m.pid]) / harness.CLOCK_TICKS
         samples.append(MemberSample(m.token, m.pid, cpu_s, counters))
-    packets_in = _counts_sent(workdir / "uac") + (uas.sent if uas else 0)
+    # what the farm's sockets received (its members count it), else what SIPp sent
+    received = sum(m.counters.get("received", 0) for m in samples)
+    packets_in = received or _counts_sent(workdir / "uac") + (uas.sent if uas else 0)
     failures = list(harness.judge(stats, load.rate, load.duration_s, harness.PassCriteria()))
     if uas is not None and (uas.successful != calls or uas.failed):
         failures.append(f"UAS: {uas.successful}/{calls} calls, {uas.failed} failed")
