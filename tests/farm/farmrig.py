@@ -348,6 +348,9 @@ class Farm:
     # -- etcd --------------------------------------------------------------------------
 
     def start_etcd(self) -> None:
+        # A fresh balancer state for this farm: no flow of an earlier test sticks.
+        flush = self.topo.exec_argv("lb", "conntrack", "-F")
+        subprocess.run(flush, capture_output=True, check=False)
         data = self.workdir / "etcd"
         log = self.workdir / "etcd.log"
         argv = self.topo.exec_argv(
