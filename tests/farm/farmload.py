@@ -8,7 +8,9 @@
   one socket per registration (``-t un``), cycling over the provisioned users;
   every 200 is logged, so :meth:`LoadResult.bindings` is what was acknowledged;
 - the caller (``farm_uac.xml``) at ``rate`` calls per second, one socket per call
-  (``-t un``, or ``-t tn``: one TCP connection per call), ``hold_ms`` of hold;
+  (``-t un``, or ``-t tn``: one TCP connection per call), ``hold_ms`` of hold; over
+  TCP, four callers on four addresses share the rate (a member accepts at most 64
+  connections from one source address: one caller at 100 calls/s holds some 200);
 
 until :meth:`Load.stop`: SIPp stops placing new work and finishes what is under
 way (SIGUSR1), bounded in time.  :func:`check_bindings` looks every acknowledged
@@ -34,7 +36,7 @@ from farmrig import (
     wait_for,
     write_csv,
 )
-from netns import CALLEE, CALLER, CLIENT, LOOKUP, SIP_PORT, VIP
+from netns import CALLEE, CALLER, CALLERS, CLIENT, LOOKUP, SIP_PORT, VIP
 from sipp import SippStats
 from sippcalls import DOMAIN
 
@@ -131,17 +133,22 @@ class Load:
             timeout=MAX_LOAD_S, extra=["-inf", str(phones_csv), "-auth_uri", DOMAIN],
         )  # fmt: skip
         caller = write_csv(wd / "caller.csv", [["alice", DOMAIN, self.accounts["alice"], "bob"]])
-        self.caller = SippProc(
-            topo, "cli", wd / "caller", SCENARIOS / "farm_uac.xml", CALLER, target=vip,
-            transport=self.transport, calls=calls, rate=self.rate, timeout=MAX_LOAD_S,
-            extra=["-inf", str(caller), "-d", str(self.hold_ms)],
-        )  # fmt: skip
+        sources = CALLERS if self.transport == "tn" else (CALLER,)
+        rate = self.rate / len(sources)
+        self.callers = []
+        for i, source in enumerate(sources):
+            self.callers.append(SippProc(
+                topo, "cli", wd / f"caller{i}", SCENARIOS / "farm_uac.xml", source, target=vip,
+                transport=self.transport, calls=math.ceil(rate * MAX_LOAD_S), rate=rate,
+                timeout=MAX_LOAD_S, extra=["-inf", str(caller), "-d", str(self.hold_ms)],
+            ))  # fmt: skip
         self.started = time.time()
 
     def stop(self) -> LoadResult:
-        self.caller.quit()
+        for caller in self.callers:
+            caller.quit()
         self.phones.quit()
-        calls = self.caller.finish(DRAIN_S)
+        calls = total([caller.finish(DRAIN_S) for caller in self.callers])
         registrations = self.phones.finish(DRAIN_S)
         self.uas.quit()
         callee = self.uas.finish(5.0)
@@ -149,6 +156,21 @@ class Load:
         for m in re.finditer(r"bound (\S+) (\S+)", self.phones.logs()):
             bound[m.group(1)] = f"sip:{m.group(2)}"
         return LoadResult(calls, callee, registrations, bound)
+
+
+def total(stats: Sequence[SippStats]) -> SippStats:
+    """The statistics of several SIPp runs as one."""
+    if len(stats) == 1:
+        return stats[0]
+    return SippStats(
+        returncode=max(s.returncode for s in stats),
+        created=sum(s.created for s in stats),
+        successful=sum(s.successful for s in stats),
+        failed=sum(s.failed for s in stats),
+        retransmissions=sum(s.retransmissions for s in stats),
+        errors="".join(s.errors for s in stats),
+        stderr="".join(s.stderr[-1000:] for s in stats),
+    )
 
 
 def check_bindings(farm: Farm, bound: dict[str, str], members: Sequence[str]) -> list[Lookup]:

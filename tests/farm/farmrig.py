@@ -62,7 +62,7 @@ ETCD = "/usr/bin/etcd"
 #: Who the members trust (no challenge): the inner network (balancer, members), the
 #: caller (an SBC in front of the farm) and the lookup address.  Phones that register
 #: and the callee are challenged (digest).
-TRUSTED = (INNER_NET, "198.51.100.3/32", "198.51.100.5/32")
+TRUSTED = (INNER_NET, "198.51.100.3/32", "198.51.100.5/32", "198.51.100.16/30")
 
 READY_TIMEOUT_S = 20.0
 
@@ -229,7 +229,7 @@ class SippProc:
         argv = topo.exec_argv(
             role, "sipp", *([target] if target else []), "-sf", str(scenario), "-t", transport,
             "-i", local_host, "-bind_local", *port, "-ci", local_host,
-            "-m", str(calls), "-r", str(rate), "-rp", "1000", "-l", str(min(max(calls, 1), 3000)),
+            "-m", str(calls), "-r", f"{rate:g}", "-rp", "1000", "-l", str(min(max(calls, 1), 3000)),
             "-timeout", f"{math.ceil(timeout)}s", "-recv_timeout", "20000",
             "-max_invite_retrans", "7", "-max_non_invite_retrans", "7",
             "-max_reconnect", "10", "-reconnect_close", "false", "-reconnect_sleep", "200",

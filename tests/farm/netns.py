@@ -3,7 +3,7 @@
 Every non-loopback address is in 198.51.100.0/24 (TEST-NET-2) and lives only on
 veths inside namespaces made here; the root namespace is never touched::
 
-    cli (SIPp)  198.51.100.2-.5 ──veth── lb out0 198.51.100.1, VIP 198.51.100.10
+    cli (SIPp)  198.51.100.2-.5, .16-.19 ──veth── lb out0 198.51.100.1, VIP 198.51.100.10
                                           lb br0 198.51.100.65 (bridge)
                                             ├─veth── m1 198.51.100.66
                                             ├─veth── m2 198.51.100.67
@@ -51,6 +51,8 @@ CLIENT = "198.51.100.2"  # phones that register (untrusted: digest)
 CALLER = "198.51.100.3"  # the caller UAC (trusted, as an SBC in front of the farm would be)
 CALLEE = "198.51.100.4"  # the callee UAS (registers with digest)
 LOOKUP = "198.51.100.5"  # binding lookups (trusted)
+#: More callers (trusted), for TCP: a member takes at most 64 connections from one source.
+CALLERS = ("198.51.100.16", "198.51.100.17", "198.51.100.18", "198.51.100.19")
 INNER_LB = "198.51.100.65"
 INNER_NET = "198.51.100.64/26"
 MEMBER_IPS = {"m1": "198.51.100.66", "m2": "198.51.100.67", "m3": "198.51.100.68"}
@@ -215,7 +217,7 @@ class Topology:
             run("ip", "-n", lb, "addr", "add", f"{OUTER_LB}/26", "dev", "out0")
             run("ip", "-n", lb, "addr", "add", f"{VIP}/32", "dev", "out0")
             run("ip", "-n", lb, "link", "set", "out0", "up")
-            for address in (CLIENT, CALLER, CALLEE, LOOKUP):
+            for address in (CLIENT, CALLER, CALLEE, LOOKUP, *CALLERS):
                 run("ip", "-n", cli, "addr", "add", f"{address}/26", "dev", "eth0")
             run("ip", "-n", cli, "link", "set", "eth0", "up")
             run("ip", "-n", cli, "route", "add", "default", "via", OUTER_LB)

@@ -49,11 +49,18 @@ def test_rolling_update_under_load(farm_factory: Farm, tmp_path: Path, rate: int
         farm.post(name, "/not-ready")
         left = farm.left_rotation(name, drained)
 
-        def idle(name: str = name) -> bool:
+        seen: list[str] = []  # the drained member's transactions, second by second
+
+        def idle(name: str = name, seen: list[str] = seen, since: float = drained) -> bool:
             st = farm.status(name)
+            if st:
+                seen.append(f"{time.time() - since:.0f}s:{st['counters'].get('transactions')}")
             return bool(st and st.get("idle"))
 
-        wait_for(idle, IDLE_TIMEOUT_S, f"{name} idle after not-ready", 0.25)
+        try:
+            wait_for(idle, IDLE_TIMEOUT_S, f"{name} idle after not-ready", 1.0)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; its transactions: {' '.join(seen)}") from None
         idle_s = time.time() - drained
         exits[name] = farm.stop_member(name)
         farm.start_member(name)
