@@ -24,8 +24,8 @@ DESIGN.md "Ownership" and "Cluster".  A member started with ``--etcd`` puts a
   call asks the owner over the link (a ``lookup`` call) before its core sees
   the request, and reads the storage itself when the owner cannot answer.
 - **Views** come from etcd in revision order.  A new ring keeps the previous
-  one for 64*T1 (the hand-off window of the router); the owner forgets the
-  AORs it no longer owns (the next owner loads them from storage).
+  one for 64*T1 (the hand-off window of the router); every owner reads its AORs
+  from storage again (what another owner wrote meanwhile).
 - **Losing etcd**, or finding itself dead in the view (frozen past its lease),
   the member stops taking new undirected work: its core answers new
   out-of-dialog requests 503 and its health probes 503, so the balancer takes
@@ -316,13 +316,12 @@ class Farm:
             route = route._replace(farm=frozenset(farm))
         if ring.members != route.ring.members:
             self.route = View(self.me, view.live, ring, route.farm, route.ring, now + HANDOFF)
-            dropped = self.location.stored.forget(self.owns)
+            self.location.stored.invalidate()
             logger.info(
-                "view %d: ring %s (was %s); %d AORs handed on",
+                "view %d: ring %s (was %s)",
                 view.revision,
                 sorted(ring.members),
                 sorted(route.ring.members),
-                dropped,
             )
         else:
             self.route = route._replace(live=view.live)
@@ -332,7 +331,7 @@ class Farm:
         self._publish()
 
     def _lost(self) -> None:
-        self.location.stored.forget(lambda aor: False)
+        self.location.stored.invalidate()
         self._serve()
 
     def owns(self, aor: str) -> bool:

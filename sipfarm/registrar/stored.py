@@ -5,9 +5,9 @@ members join, drain or die.  So that a new owner has every binding that was
 acknowledged, a store writes the AOR's bindings to the account's storage
 (through :class:`BindingStorage`) *before* it returns, that is before the
 registrar's 200 OK leaves; memory is a cache the owner fills from storage the
-first time it is asked about an AOR, and empties (:meth:`StoredLocation.forget`)
-of the AORs it no longer owns, so that it never serves what another owner may
-have changed since.
+first time it is asked about an AOR, and reloads every AOR once after each change
+of ownership (:meth:`StoredLocation.invalidate`), so that it never serves what
+another owner may have changed meanwhile.
 
 Each binding is stored with the token of the member that holds its flow (the
 member whose socket the REGISTER arrived on), so that any member can reach a
@@ -19,7 +19,7 @@ on storage and as msgpack on the cluster link.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from ..actions import Source
@@ -134,20 +134,21 @@ class StoredLocation:
     the AOR's next store).
     """
 
-    __slots__ = ("_loaded", "memory", "storage")
+    __slots__ = ("_epoch", "_loaded", "memory", "storage")
 
     def __init__(self, storage: BindingStorage) -> None:
         self.storage = storage
         self.memory = MemoryLocation()
-        self._loaded: set[str] = set()
+        self._loaded: dict[str, int] = {}  # AOR → the epoch it was loaded or stored in
+        self._epoch = 0
 
     def __len__(self) -> int:
         return len(self.memory)
 
     def _load(self, aor: str) -> None:
-        if aor not in self._loaded:
+        if self._loaded.get(aor) != self._epoch:
             self.memory.store(aor, [b for b, _ in self.storage.read(aor)])
-            self._loaded.add(aor)
+            self._loaded[aor] = self._epoch
 
     def lookup(self, aor: str, now: float) -> list[Binding]:
         self._load(aor)
@@ -160,15 +161,17 @@ class StoredLocation:
     def store(self, aor: str, bindings: Sequence[Binding]) -> None:
         self.storage.write(aor, bindings)  # raises: then no 200 OK goes out
         self.memory.store(aor, bindings)
-        self._loaded.add(aor)
+        self._loaded[aor] = self._epoch
 
     def expire(self, now: float, budget: int) -> int:
         return self.memory.expire(now, budget)
 
-    def forget(self, keep: Callable[[str], bool]) -> int:
-        """Drop from memory every AOR for which ``keep`` is false; the count dropped."""
-        gone = [aor for aor in self._loaded if not keep(aor)]
-        for aor in gone:
-            self.memory.store(aor, ())
-            self._loaded.discard(aor)
-        return len(gone)
+    def invalidate(self) -> None:
+        """Ownership changed: each AOR is read from storage again when next asked.
+
+        O(1) at the change (a view change must not stall the member for a pass
+        over 100k AORs); the cost is one read per AOR afterwards.  An AOR this
+        member no longer owns is not asked of it (the farm asks its owner), and
+        its bindings in memory go with their expiry.
+        """
+        self._epoch += 1
