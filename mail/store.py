@@ -1,9 +1,25 @@
 """The account store on a (shared) file system: the edge behind `mail.api.Accounts`.
 
-Paths come from `mail.layout.Layout`.  Every write is atomic and durable: a temp
-file in the target's directory, fsync, rename over the target, fsync the directory.
-Removals rename the directory to a hidden tombstone first (the commit point), then
-delete it.  No locks: DESIGN.md gives each account one owner at a time.
+Paths come from `mail.layout.Layout`, its foldering and fast storage choices from
+the settings files through `mail.shapes.ShapeCache`.  Every write of settings is
+atomic and durable: a temp file in the target's directory, fsync, rename over the
+target, fsync the directory.  Removals rename the directory to a hidden tombstone
+first (the commit point), then delete it.  No locks: DESIGN.md gives each account
+one owner at a time.
+
+While `mail.mover` moves a domain from one shape to another, every account is
+in exactly one of the places `Layout.settings_paths` (and ``info_paths``,
+``account_dirs``, ``domain_dirs``) lists, and moves from one to another by a
+rename or a link-then-unlink.  So a read looks at every place, twice when there
+are several (the second pass finds what moved between two looks; outside a move
+there is one place and one look), and a write goes:
+
+- into the account directory that exists (the current shape's first): a
+  directory rename carries the file with it, and a write racing the rename fails
+  with ENOENT and is done again at the new place;
+- with fast storage, to the current shape's fast path (its folders made on the
+  way); the mover moves a file only where none is (link, never rename over), so
+  it never puts an older file over a newer one.
 """
 
 from __future__ import annotations
@@ -14,13 +30,16 @@ import os
 import secrets
 import shutil
 import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from .api import AccountRecord
 from .errors import AccountExists, DomainExists, NoSuchAccount, NoSuchDomain
-from .layout import INFO_FILE, Layout
+from .foldering import NONE, DomainShape, Method, check_fast
+from .layout import INFO, SETTINGS, Layout
 from .names import account_name, domain_name
 from .settings import AccountSettings
+from .shapes import ShapeCache
 
 logger = logging.getLogger(__name__)
 
@@ -58,82 +77,197 @@ def remove_tree(path: Path) -> None:
     shutil.rmtree(tomb)
 
 
+#: Attempts of a write that races a move (each attempt follows the account to its new place).
+WRITE_ATTEMPTS = 4
+
+
+def read_first(paths: list[Path]) -> bytes | None:
+    """The first of ``paths`` that can be read; twice over them when there are several."""
+    for path in paths if len(paths) == 1 else paths * 2:
+        try:
+            return path.read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+    return None
+
+
+def first_existing(paths: list[Path], *, is_dir: bool = False) -> Path | None:
+    """The first of ``paths`` that exists; twice over them when there are several."""
+    for path in paths if len(paths) == 1 else paths * 2:
+        if path.is_dir() if is_dir else path.exists():
+            return path
+    return None
+
+
+def write_fast(path: Path, data: bytes, writer: str) -> None:
+    """Replace ``path`` by a rename of a temporary file named after ``writer`` (no fsync)."""
+    temp = path.with_name(f".{path.name}.{writer}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.replace(temp, path)
+
+
 class AccountStore:
     """`mail.api.Accounts` on the seed's ``SharedDomains`` tree under ``root``."""
 
-    def __init__(self, root: Path, layout: Layout | None = None) -> None:
-        self.layout = layout if layout is not None else Layout(root)
+    def __init__(
+        self, root: Path, layout: Layout | None = None, *, shapes: ShapeCache | None = None
+    ) -> None:
+        self.shapes = shapes if shapes is not None else ShapeCache(root)
+        self.layout = layout if layout is not None else Layout(root, self.shapes)
 
     # -- domains
 
-    def add_domain(self, domain: str) -> None:
+    def add_domain(self, domain: str, *, account_foldering: Method = NONE, fast: int = 0) -> None:
+        domain = domain_name(domain)
+        if first_existing(self.layout.domain_dirs(domain), is_dir=True) is not None:
+            raise DomainExists(domain)
+        check_fast(fast, self.layout.shapes.store().domain_foldering, account_foldering)
         path = self.layout.domain_dir(domain)
-        if path.is_dir():
-            raise DomainExists(domain_name(domain))
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             path.mkdir()
         except FileExistsError:
-            raise DomainExists(domain_name(domain)) from None
+            raise DomainExists(domain) from None
+        shape = DomainShape(account_foldering, fast)
+        if not shape.is_default:
+            self.write_domain_shape(domain, shape)
         fsync_dir(path.parent)
-        logger.info("domain %s added", path.name)
+        logger.info("domain %s added", domain)
 
     def remove_domain(self, domain: str) -> None:
-        path = self._domain_dir(domain)
-        remove_tree(path)
-        logger.info("domain %s removed", path.name)
+        domain = domain_name(domain)
+        self.domain_path(domain)
+        shapes = self.layout.shapes_of(domain)
+        for path in self.layout.domain_dirs(domain):
+            with contextlib.suppress(FileNotFoundError):
+                remove_tree(path)
+        for shape in shapes:
+            fast = self.layout.fast_dir_in(domain, shape)
+            if fast is not None and fast.is_dir():
+                remove_tree(fast)
+        self.shapes.forget(domain)
+        logger.info("domain %s removed", domain)
 
     def domains(self) -> list[str]:
         base = self.layout.shared_domains
         if not base.is_dir():
             return []
-        found = (self.layout.domain_of(p) for p in base.glob(self.layout.domain_pattern()))
-        return sorted(d for d in found if d is not None)
+        found: set[str] = set()
+        for method in self.layout.domain_foldering():
+            for path in base.glob(self.layout.domain_pattern(method)):
+                name = self.layout.domain_of(path, method)
+                if name is not None and path.is_dir():
+                    found.add(name)
+        return sorted(found)
+
+    def domain_shape(self, domain: str) -> DomainShape:
+        """The domain's layout choices (NoSuchDomain without the domain)."""
+        self.domain_path(domain)
+        return self.layout.shapes.domain(domain_name(domain))
+
+    def write_domain_shape(self, domain: str, shape: DomainShape) -> None:
+        """Write ``domain.settings`` (in the directory the domain is in now)."""
+        path = self.domain_path(domain) / "domain.settings"
+        write_atomic(path, bytes(shape))
+        self.shapes.forget(domain)
 
     # -- accounts
 
     def add_account(self, user: str, domain: str, password: str) -> None:
         user, domain = account_name(user), domain_name(domain)
-        self._domain_dir(domain)
-        settings_path = self.layout.settings_path(user, domain)
-        if settings_path.exists():
+        self.domain_path(domain)
+        if first_existing(self.layout.settings_paths(user, domain)) is not None:
             raise AccountExists(f"{user}@{domain}")
         account_dir = self.layout.account_dir(user, domain)
         account_dir.mkdir(parents=True, exist_ok=True)
         fsync_dir(account_dir.parent)
+        settings_path = self.layout.settings_path(user, domain)
         settings_path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(settings_path, bytes(AccountSettings.new(user, domain, password)))
         logger.info("account %s@%s added", user, domain)
 
+    def add_accounts(
+        self,
+        accounts: Iterable[tuple[str, str, str]],
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Add many accounts ``(user, domain, password)`` fast: one sync at the end.
+
+        Every account is checked first (its domain is there, it is not), so a
+        refusal writes nothing.  Each settings file is then written to a
+        temporary name and renamed into place without an fsync; one
+        ``os.sync()`` at the end makes the whole batch durable.  A crash before
+        it may leave some accounts of the batch missing, never a half-written one
+        visible under its name.
+        """
+        rows = [(account_name(u), domain_name(d), pw) for u, d, pw in accounts]
+        for domain in {d for _, d, _ in rows}:
+            self.domain_path(domain)
+        for user, domain, _ in rows:
+            if first_existing(self.layout.settings_paths(user, domain)) is not None:
+                raise AccountExists(f"{user}@{domain}")
+        made: set[Path] = set()
+        for n, (user, domain, password) in enumerate(rows, 1):
+            account_dir = self.layout.account_dir(user, domain)
+            if account_dir.parent not in made:
+                account_dir.parent.mkdir(parents=True, exist_ok=True)
+                made.add(account_dir.parent)
+            account_dir.mkdir(exist_ok=True)
+            settings_path = self.layout.settings_path(user, domain)
+            if settings_path.parent not in made:
+                settings_path.parent.mkdir(parents=True, exist_ok=True)
+                made.add(settings_path.parent)
+            data = bytes(AccountSettings.new(user, domain, password))
+            write_fast(settings_path, data, "import")
+            if progress is not None and n % 10_000 == 0:
+                progress(n)
+        os.sync()
+        logger.info("%d accounts added", len(rows))
+        return len(rows)
+
     def remove_account(self, user: str, domain: str) -> None:
         user, domain = account_name(user), domain_name(domain)
-        self._domain_dir(domain)
-        settings_path = self.layout.settings_path(user, domain)
-        if not settings_path.exists():
+        self.domain_path(domain)
+        if first_existing(self.layout.settings_paths(user, domain)) is None:
             raise NoSuchAccount(f"{user}@{domain}")
-        remove_tree(self.layout.account_dir(user, domain))
-        # With fast storage the settings live outside the account directory.
-        settings_path.unlink(missing_ok=True)
+        for path in self.layout.account_dirs(user, domain):
+            with contextlib.suppress(FileNotFoundError):
+                remove_tree(path)
+        # With fast storage the settings and the info live outside the account directory.
+        for path in self.layout.settings_paths(user, domain) + self.layout.info_paths(user, domain):
+            path.unlink(missing_ok=True)
         logger.info("account %s@%s removed", user, domain)
 
     def accounts(self, domain: str) -> list[str]:
         domain = domain_name(domain)
-        path = self._domain_dir(domain)
-        found = (self.layout.account_of(p) for p in path.glob(self.layout.account_pattern()))
+        self.domain_path(domain)
+        found: set[str] = set()
+        methods = _unique_methods(s.account_foldering for s in self.layout.shapes_of(domain))
+        for base in self.layout.domain_dirs(domain):
+            for method in methods:
+                for path in base.glob(self.layout.account_pattern(method)):
+                    user = self.layout.account_of(path, method)
+                    if user is not None:
+                        found.add(user)
         return sorted(
             user
             for user in found
-            if user is not None and self.layout.settings_path(user, domain).exists()
+            if first_existing(self.layout.settings_paths(user, domain)) is not None
         )
 
     def set_password(self, user: str, domain: str, password: str) -> None:
         user, domain = account_name(user), domain_name(domain)
         settings = self._settings(user, domain)
         if settings is None:
-            self._domain_dir(domain)
+            self.domain_path(domain)
             raise NoSuchAccount(f"{user}@{domain}")
-        path = self.layout.settings_path(user, domain)
-        write_atomic(path, bytes(settings.with_password(user, password)))
+        data = bytes(settings.with_password(user, password))
+        self._write(SETTINGS, user, domain, lambda path: write_atomic(path, data))
         logger.info("account %s@%s password set", user, domain)
 
     def get(self, user: str, domain: str) -> AccountRecord | None:
@@ -147,10 +281,7 @@ class AccountStore:
 
     def read_info(self, user: str, domain: str) -> bytes | None:
         """The account's ``account.info``, or None when it has none (or no such account)."""
-        try:
-            return self.layout.info_path(account_name(user), domain_name(domain)).read_bytes()
-        except (FileNotFoundError, NotADirectoryError):
-            return None
+        return read_first(self.layout.info_paths(account_name(user), domain_name(domain)))
 
     def write_info(self, user: str, domain: str, data: bytes, *, writer: str) -> None:
         """Replace the account's ``account.info`` atomically (NoSuchAccount without one).
@@ -163,29 +294,52 @@ class AccountStore:
         host; group commit with fsync is the account store issue's.
         """
         user, domain = account_name(user), domain_name(domain)
-        path = self.layout.info_path(user, domain)
-        temp = path.with_name(f".{INFO_FILE}.{writer}.tmp")
-        try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        except (FileNotFoundError, NotADirectoryError):
-            raise NoSuchAccount(f"{user}@{domain}") from None
-        try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
-        os.replace(temp, path)
+        self._write(INFO, user, domain, lambda path: write_fast(path, data, writer))
 
     # -- helpers
 
-    def _domain_dir(self, domain: str) -> Path:
-        path = self.layout.domain_dir(domain)
-        if not path.is_dir():
+    def _write(self, kind: str, user: str, domain: str, put: Callable[[Path], None]) -> None:
+        """Write ``account.<kind>`` where the account is (see the module docstring)."""
+        shapes = self.layout.shapes_of(domain)
+        current = shapes[0]
+        if current.fast:
+            if first_existing(self.layout.settings_paths(user, domain)) is None:
+                raise NoSuchAccount(f"{user}@{domain}")
+            path = self.layout.file_in(kind, user, domain, current)
+            for _ in range(WRITE_ATTEMPTS):
+                try:
+                    put(path)
+                    return
+                except (FileNotFoundError, NotADirectoryError):
+                    path.parent.mkdir(parents=True, exist_ok=True)
+            put(path)
+            return
+        name = f"account.{kind}"
+        dirs = self.layout.account_dirs(user, domain)
+        for _ in range(WRITE_ATTEMPTS if len(dirs) > 1 else 1):
+            for account_dir in dirs:
+                try:
+                    put(account_dir / name)
+                    return
+                except (FileNotFoundError, NotADirectoryError):
+                    continue
+        raise NoSuchAccount(f"{user}@{domain}")
+
+    def domain_path(self, domain: str) -> Path:
+        """The domain's directory where it is now, or raise NoSuchDomain."""
+        path = first_existing(self.layout.domain_dirs(domain), is_dir=True)
+        if path is None:
             raise NoSuchDomain(domain_name(domain))
         return path
 
     def _settings(self, user: str, domain: str) -> AccountSettings | None:
-        try:
-            data = self.layout.settings_path(user, domain).read_bytes()
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        return AccountSettings.parse(data)
+        data = read_first(self.layout.settings_paths(user, domain))
+        return None if data is None else AccountSettings.parse(data)
+
+
+def _unique_methods(methods: Iterable[Method]) -> list[Method]:
+    out: list[Method] = []
+    for m in methods:
+        if m not in out:
+            out.append(m)
+    return out
