@@ -275,6 +275,7 @@ class SipCore:
         out.update(self.counters)
         out.update(self.proxy.counters)
         out["transactions"] = len(self.layer)
+        out["transactions_active"] = self.layer.active()
         out["bindings"] = len(self.location)
         return out
 

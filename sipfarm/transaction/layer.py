@@ -45,6 +45,8 @@ from .timers import Timer, TimerConfig
 __all__ = ["ClientEntry", "ServerEntry", "TransactionLayer", "TransactionUser"]
 
 _FIRED = {t: TimerFired(t) for t in Timer}
+#: The states of a transaction whose work is done (see TransactionLayer.active).
+_LINGERING = frozenset({"Completed", "Confirmed", "Accepted", "Terminated"})
 _TRANSPORT_ERROR = TransportError()
 
 
@@ -126,6 +128,20 @@ class TransactionLayer:
 
     def __len__(self) -> int:
         return len(self.servers) + len(self.clients)
+
+    def active(self) -> int:
+        """Transactions still at work: not yet answered, or their request not yet answered.
+
+        The others (Completed, Confirmed, Accepted) only absorb retransmissions until
+        their timer ends them, 32 s over UDP: a drained member may stop with those,
+        and another member serves a late retransmission as a new request.
+        """
+        return sum(
+            1
+            for entries in (self.servers.values(), self.clients.values())
+            for entry in entries
+            if entry.machine.state.value not in _LINGERING
+        )
 
     # -- server side -------------------------------------------------------------------
 

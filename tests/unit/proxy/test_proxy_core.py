@@ -401,3 +401,17 @@ def test_challenges_of_every_branch_go_up_together() -> None:
         'Digest realm="a.example", nonce="n-a.example"',
         'Digest realm="b.example", nonce="n-b.example"',
     ]
+
+
+def test_a_call_is_at_work_until_answered_then_only_absorbs_retransmissions() -> None:
+    """What a drained member waits for before it says idle (TransactionLayer.active)."""
+    pair = registered("sip:bob@198.51.100.2:5070")
+    fwd = pair.feed(invite())[1]
+    assert pair.core.layer.active() == 2  # the caller's INVITE and ours to bob
+    from_callee(pair, answer_to(fwd, 180))
+    assert pair.core.layer.active() == 2
+    from_callee(pair, answer_to(fwd, 200))
+    assert (
+        pair.core.layer.active() == 0
+    )  # both Accepted (RFC 6026): done but for 2xx retransmissions
+    assert len(pair.core.layer) == 2
