@@ -279,6 +279,18 @@ table ip {NFT_TABLE} {{
         done = run("ip", "netns", "exec", self.ns("lb"), "conntrack", "-C", check=False)
         return int(done.stdout.strip() or 0)
 
+    def flow_holder(self, host: str, port: int) -> str | None:
+        """The member whose address the balancer's conntrack pairs with ``host:port`` (UDP):
+        the member that holds that phone's flow, or None."""
+        done = run("ip", "netns", "exec", self.ns("lb"), "conntrack", "-L", "-p", "udp",
+                   "--orig-src", host, "--sport", str(port), check=False)  # fmt: skip
+        by_ip = {ip: name for name, ip in MEMBER_IPS.items()}
+        for line in done.stdout.splitlines():
+            srcs = re.findall(r"src=(\S+)", line)
+            if len(srcs) == 2 and srcs[1] in by_ip:
+                return by_ip[srcs[1]]
+        return None
+
     def pool(self) -> str:
         return run("ip", "netns", "exec", self.ns("lb"), "nft", "list", "chain", "ip",
                    NFT_TABLE, "pool").stdout  # fmt: skip

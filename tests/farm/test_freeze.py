@@ -5,6 +5,10 @@ Its etcd lease (2 s) ends while it is frozen or cut off, so the others drop it
 from the ring; the balancer's monitor takes it out of rotation and deletes its
 flows.  When it runs (or is linked) again it must rejoin: back on every member's
 ring and in rotation, without serving stale state meanwhile.
+
+The victim is the member that holds the callee's flow through the balancer (the
+callee registered through it; the others send to the callee through it): the
+hardest case.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from pathlib import Path
 import pytest
 from farmload import (
     ACCOUNTS,
+    CALLEE_PORT,
     Load,
     bindings_figures,
     check_bindings,
@@ -25,6 +30,7 @@ from farmload import (
     wait_rejoined,
 )
 from farmrig import Farm, print_report
+from netns import CALLEE
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -44,9 +50,11 @@ def test_member_outage_under_load(
     load = Load(farm, tmp_path / "load", rate, accounts=ACCOUNTS)
     load.start()
     time.sleep(WARMUP_S)
-    # The victim: the member with the most work under way.
+    # The victim: the member that holds the callee's flow through the balancer (the
+    # other members send to the callee through it), else the one with the most work.
     in_flight_all = {name: victim_in_flight(farm, name) for name in MEMBERS}
-    victim = max(in_flight_all, key=lambda n: in_flight_all[n])
+    holder = farm.topo.flow_holder(CALLEE, CALLEE_PORT)
+    victim = holder or max(in_flight_all, key=lambda n: in_flight_all[n])
     in_flight = in_flight_all[victim]
     began = time.time()
     if outage == "sigstop":
@@ -71,6 +79,7 @@ def test_member_outage_under_load(
         {
             **result.figures,
             f"in flight on {victim} at the event (transactions)": in_flight,
+            "the victim holds the callee's flow": holder == victim,
             "seconds until the victim left the rotation": f"{left:.2f}",
             "seconds from its return until it rejoined": f"{back:.1f}",
             **bindings_figures(lookups),
