@@ -31,6 +31,7 @@ MAX_DOMAIN = 253
 MAX_ACCOUNT = 64
 
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\Z")
+_ACCOUNT_ASCII = re.compile(r"[a-z0-9_-][a-z0-9._-]*\Z")
 _ACCOUNT_PUNCTUATION = frozenset("._-")
 _RESERVED_DOMAINS = frozenset({"fast"})
 
@@ -52,6 +53,10 @@ def domain_name(text: str) -> str:
 
 def account_name(text: str) -> str:
     """The canonical (lower-case) account name ``text``, or raise `BadName`."""
+    if text.isascii():  # the common case, without Unicode tables
+        name = text.lower()
+        if _ACCOUNT_ASCII.match(name) and len(name) <= MAX_ACCOUNT:
+            return name
     name = unicodedata.normalize("NFC", text.lower())
     if not name:
         raise BadName("empty account name")

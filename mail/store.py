@@ -206,24 +206,23 @@ class AccountStore:
         visible under its name.
         """
         rows = [(account_name(u), domain_name(d), pw) for u, d, pw in accounts]
-        for domain in {d for _, d, _ in rows}:
+        shapes = {d: self.layout.shapes_of(d) for d in {d for _, d, _ in rows}}
+        for domain in shapes:
             self.domain_path(domain)
-        for user, domain, _ in rows:
-            if first_existing(self.layout.settings_paths(user, domain)) is not None:
+        plan = []
+        for user, domain, password in rows:
+            places = [self.layout.file_in(SETTINGS, user, domain, s) for s in shapes[domain]]
+            if any(p.exists() for p in places):
                 raise AccountExists(f"{user}@{domain}")
-        made: set[Path] = set()
-        for n, (user, domain, password) in enumerate(rows, 1):
-            account_dir = self.layout.account_dir(user, domain)
-            if account_dir.parent not in made:
-                account_dir.parent.mkdir(parents=True, exist_ok=True)
-                made.add(account_dir.parent)
+            account_dir = self.layout.account_dir_in(user, domain, shapes[domain][0])
+            plan.append((account_dir, places[0], user, domain, password))
+        parents = {a.parent for a, *_ in plan} | {p.parent for _, p, *_ in plan}
+        for parent in sorted(parents):
+            parent.mkdir(parents=True, exist_ok=True)
+
+        for n, (account_dir, settings_path, user, domain, password) in enumerate(plan, 1):
             account_dir.mkdir(exist_ok=True)
-            settings_path = self.layout.settings_path(user, domain)
-            if settings_path.parent not in made:
-                settings_path.parent.mkdir(parents=True, exist_ok=True)
-                made.add(settings_path.parent)
-            data = bytes(AccountSettings.new(user, domain, password))
-            write_fast(settings_path, data, "import")
+            write_fast(settings_path, bytes(AccountSettings.new(user, domain, password)), "import")
             if progress is not None and n % 10_000 == 0:
                 progress(n)
         os.sync()

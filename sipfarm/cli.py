@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import dataclasses
 import http.client
 import ipaddress
@@ -13,6 +14,7 @@ import os
 import re
 import socket
 import sys
+import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,6 +37,8 @@ from mail.errors import (
     NoSuchAccount,
     NoSuchDomain,
 )
+from mail.foldering import NONE, BadLayout, Method, fast_index
+from mail.mover import Mover
 from mail.store import AccountStore
 
 from . import __version__
@@ -182,13 +186,59 @@ def _add_farm(p: argparse.ArgumentParser) -> argparse._MutuallyExclusiveGroup:
     return where
 
 
+def _method(text: str) -> Method:
+    try:
+        return Method.parse(text)
+    except BadLayout as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _fast_index(text: str) -> int:
+    try:
+        return fast_index(text)
+    except BadLayout as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_layout(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--account-foldering",
+        type=_method,
+        metavar="METHOD",
+        help="account folders: none, 1 (j.sub/), 1/1 (j.sub/s.sub/), 2/1 (js.sub/m.sub/) …",
+    )
+    p.add_argument(
+        "--domain-foldering",
+        type=_method,
+        metavar="METHOD",
+        help="domain folders of the whole store (c.sub/company.com/): none, 1, 1/1 …",
+    )
+    p.add_argument(
+        "--fast-storage",
+        type=_fast_index,
+        metavar="N",
+        help="account.settings/.info under 'fast' after the Nth path element (0: off)",
+    )
+
+
 def _add_store_commands(sub: argparse._SubParsersAction[_Parser]) -> None:
-    d = sub.add_parser("domain", help="add, list and remove domains")
+    d = sub.add_parser("domain", help="add, list, remove domains; switch their foldering")
     dsub = d.add_subparsers(dest="action", required=True, parser_class=_Parser)
-    for action, text in (("add", "add a domain"), ("remove", "remove a domain and its accounts")):
-        a = dsub.add_parser(action, help=text)
-        a.add_argument("domain", type=_domain, metavar="DOMAIN")
-        _add_data(a)
+    a = dsub.add_parser("add", help="add a domain")
+    a.add_argument("domain", type=_domain, metavar="DOMAIN")
+    _add_layout(a)
+    _add_data(a)
+    a = dsub.add_parser(
+        "set",
+        help="switch the domain's (or the store's) foldering or fast storage, moving the "
+        "directories while the farm serves (no option: finish a move a crash left)",
+    )
+    a.add_argument("domain", type=_domain, metavar="DOMAIN")
+    _add_layout(a)
+    _add_data(a)
+    a = dsub.add_parser("remove", help="remove a domain and its accounts")
+    a.add_argument("domain", type=_domain, metavar="DOMAIN")
+    _add_data(a)
     _add_data(dsub.add_parser("list", help="list the domains"))
 
     acc = sub.add_parser("account", help="add, list and remove accounts, set passwords")
@@ -203,6 +253,11 @@ def _add_store_commands(sub: argparse._SubParsersAction[_Parser]) -> None:
     _add_data(x)
     x = asub.add_parser("list", help="list the accounts (of DOMAIN, or of every domain)")
     x.add_argument("domain", type=_domain, nargs="?", metavar="DOMAIN")
+    _add_data(x)
+    x = asub.add_parser(
+        "import", help="add many accounts from a CSV file of USER@DOMAIN,PASSWORD lines"
+    )
+    x.add_argument("file", type=Path, metavar="FILE.csv")
     _add_data(x)
 
 
@@ -409,7 +464,7 @@ def _run_store(args: argparse.Namespace) -> int:
     try:
         for line in _store_action(store, args):
             print(line)
-    except BadName as exc:
+    except (BadName, BadLayout, BadImport) as exc:
         print(f"sipfarm: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (AccountStoreError, OSError) as exc:
@@ -418,11 +473,16 @@ def _run_store(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress(text: str) -> None:
+    print(text, flush=True)
+
+
 def _store_action(store: AccountStore, args: argparse.Namespace) -> list[str]:
     what = (args.command, args.action)
     if what == ("domain", "add"):
-        store.add_domain(args.domain)
-        return [f"domain {args.domain} added"]
+        return _domain_add(store, args)
+    if what == ("domain", "set"):
+        return _domain_set(store, args)
     if what == ("domain", "remove"):
         store.remove_domain(args.domain)
         return [f"domain {args.domain} removed"]
@@ -431,6 +491,8 @@ def _store_action(store: AccountStore, args: argparse.Namespace) -> list[str]:
     if what == ("account", "list"):
         domains = [args.domain] if args.domain else store.domains()
         return [f"{user}@{domain}" for domain in domains for user in store.accounts(domain)]
+    if what == ("account", "import"):
+        return _account_import(store, args.file)
     user, domain = args.address
     if what == ("account", "add"):
         store.add_account(user, domain, args.password)
@@ -442,6 +504,96 @@ def _store_action(store: AccountStore, args: argparse.Namespace) -> list[str]:
         store.remove_account(user, domain)
         return [f"account {user}@{domain} removed"]
     raise AssertionError(what)
+
+
+def _shape_text(store: AccountStore, domain: str) -> str:
+    shape = store.domain_shape(domain)
+    folders = store.layout.shapes.store().domain_foldering
+    return (
+        f"domain {domain}: account foldering {shape.account_foldering}, "
+        f"fast storage {shape.fast}, domain foldering {folders}"
+    )
+
+
+def _domain_add(store: AccountStore, args: argparse.Namespace) -> list[str]:
+    """``domain add``: ``--domain-foldering`` only sets the store's while it has no domain."""
+    if args.domain_foldering is not None:
+        current = store.layout.shapes.store().domain_foldering
+        if args.domain_foldering != current:
+            if store.domains():
+                raise BadLayout(
+                    f"the store's domain foldering is {current}; 'sipfarm domain set "
+                    f"{args.domain} --domain-foldering {args.domain_foldering}' switches it "
+                    "(and moves every domain)"
+                )
+            Mover(store, grace=0).set_store(args.domain_foldering)
+    store.add_domain(
+        args.domain,
+        account_foldering=args.account_foldering or NONE,
+        fast=args.fast_storage or 0,
+    )
+    return [f"{_shape_text(store, args.domain)} (added)"]
+
+
+def _domain_set(store: AccountStore, args: argparse.Namespace) -> list[str]:
+    """``domain set``: the switch; the move runs here, with progress, then one line each."""
+    store.domain_path(args.domain)
+    mover = Mover(store, progress=_progress)
+    reports = []
+    if args.domain_foldering is not None:
+        reports += mover.set_store(args.domain_foldering)
+    if args.account_foldering is not None or args.fast_storage is not None:
+        reports += mover.set_domain(
+            args.domain, account_foldering=args.account_foldering, fast=args.fast_storage
+        )
+    if (args.domain_foldering, args.account_foldering, args.fast_storage) == (None, None, None):
+        reports += mover.finish()
+    lines = [f"moved {r.what}: {r.moved} moved in {r.seconds:.1f} s" for r in reports]
+    return [*lines, _shape_text(store, args.domain)]
+
+
+class BadImport(ValueError):
+    """A line of an import file that is not ``USER@DOMAIN,PASSWORD``."""
+
+
+def _account_import(store: AccountStore, path: Path) -> list[str]:
+    """``account import FILE.csv``: every line checked, then one batch of writes."""
+    rows: list[tuple[str, str, str]] = []
+    lines: dict[tuple[str, str], int] = {}
+    try:
+        _read_import(path, rows, lines)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise BadImport(f"{path}: not a UTF-8 CSV file: {exc}") from None
+    started = time.monotonic()
+    try:
+        count = store.add_accounts(rows, progress=lambda k: _progress(f"{k} accounts written"))
+    except AccountExists as exc:
+        user, _, domain = str(exc).rpartition("@")
+        raise AccountExists(f"{exc} (line {lines[user, domain]})") from None
+    seconds = time.monotonic() - started
+    rate = count / seconds if seconds > 0 else float(count)
+    return [f"{count} accounts imported in {seconds:.1f} s ({rate:.0f} accounts/s)"]
+
+
+def _read_import(
+    path: Path, rows: list[tuple[str, str, str]], lines: dict[tuple[str, str], int]
+) -> None:
+    with open(path, newline="", encoding="utf-8") as f:
+        for n, row in enumerate(csv.reader(f), 1):
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if len(row) != 2 or not row[1]:
+                raise BadImport(f"{path} line {n}: not USER@DOMAIN,PASSWORD")
+            try:
+                user, domain = names.address(row[0].strip())
+            except BadName as exc:
+                raise BadImport(f"{path} line {n}: {exc}") from None
+            if (user, domain) in lines:
+                raise BadImport(
+                    f"{path} line {n}: {user}@{domain} is also on line {lines[user, domain]}"
+                )
+            lines[user, domain] = n
+            rows.append((user, domain, row[1]))
 
 
 def _describe(exc: Exception) -> str:
