@@ -212,8 +212,9 @@ class Mover:
             old_dir = self.layout.domain_dir_in(domain, old_folders)
             new_dir = self.layout.domain_dir_in(domain, new_folders)
             if shape.fast:
-                moved_files = self._move_fast_files(domain, old, new, old_dir, new_dir, emptied)
-                moved += moved_files
+                files_emptied: set[Path] = set()
+                moved += self._move_fast_files(domain, old, new, old_dir, new_dir, files_emptied)
+                prune(files_emptied, self.layout.shared_domains)
             moved += move_tree(old_dir, new_dir)
             emptied.add(old_dir.parent)
             self.store.shapes.forget(domain)
@@ -452,18 +453,21 @@ def _merge(source: Path, target: Path) -> None:
 
 
 def prune(dirs: set[Path], stop: Path) -> None:
-    """Remove the empty folders (``*.sub``, ``fast``) of ``dirs`` and above, up to ``stop``.
+    """Remove the empty folders of ``dirs`` and above them, up to ``stop`` (kept).
 
-    Only folders: an account or domain directory stays even when it is empty.
+    Folders are ``*.sub``, ``fast`` and what is inside a ``fast`` tree: an account
+    or domain directory stays even when it is empty.
     """
     for path in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
-        while (
-            path != stop
-            and stop in path.parents
-            and (path.name.endswith(FOLDER_SUFFIX) or path.name == FAST)
-        ):
+        while path != stop and stop in path.parents and _is_folder(path, stop):
             try:
                 os.rmdir(path)
             except OSError:  # not empty, not there, a mount point: leave it
                 break
             path = path.parent
+
+
+def _is_folder(path: Path, stop: Path) -> bool:
+    if path.name.endswith(FOLDER_SUFFIX) or path.name == FAST:
+        return True
+    return FAST in path.relative_to(stop).parts[:-1]
