@@ -182,7 +182,7 @@ class SipCore:
             _answer_options is not None
             and self.ready
             and data.startswith(b"OPTIONS sip:")
-            and self._to_me(data)
+            and self.options_to_me(data)
         ):
             answer = _answer_options(
                 data, source.host, source.port, self.config.token, self.stateless.options_extra
@@ -281,7 +281,7 @@ class SipCore:
 
     # -- the steps ----------------------------------------------------------------------
 
-    def _to_me(self, data: bytes) -> bool:
+    def options_to_me(self, data: bytes) -> bool:
         """Whether an OPTIONS Request-URI names this member (host:port), read off the bytes."""
         end = data.find(b" ", 12)
         hostpart = data[12:end]

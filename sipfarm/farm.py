@@ -76,6 +76,8 @@ __all__ = ["AccountBindings", "Farm", "FarmLocation"]
 LOOKUP_TIMEOUT = 0.5
 #: How long a lookup's answer is reused (retransmissions, forks of one request).
 LOOKUP_TTL = 2.0
+#: Seconds a stopping member keeps its links after leaving the view (relays in flight).
+STOP_GRACE = 0.5
 #: Requests that may need the callee's bindings (a new out-of-dialog request).
 NO_LOOKUP = frozenset({b"ACK", b"CANCEL", b"REGISTER", b"BYE", b"PRACK"})
 
@@ -113,13 +115,21 @@ def _split_aor(aor: str) -> tuple[str, str] | None:
 
 
 class AccountBindings:
-    """:class:`~sipfarm.registrar.stored.BindingStorage` on the account store's info files."""
+    """:class:`~sipfarm.registrar.stored.BindingStorage` on the account store's info files.
+
+    A binding is stored with the member that held the phone's flow, as
+    ``token@incarnation`` (the create revision of that member's key in etcd): a
+    member that died and came back under the same token does not hold the flows
+    of its previous life (the balancer forgot them), so a reader believes a
+    holder only in the incarnation that wrote it.
+    """
 
     def __init__(self, store: AccountStore, flows: Flows, me: str) -> None:
         self.store = store
         self.flows = flows
         self.me = me
         self.counters: dict[str, int] = {}
+        self.incarnation: Callable[[str], int | None] = lambda token: None
 
     def read(self, aor: str) -> list[tuple[Binding, str | None]]:
         names = _split_aor(aor)
@@ -139,21 +149,31 @@ class AccountBindings:
             logger.error("bindings of %s damaged, ignored until rewritten: %s", aor, exc)
             return []
         for b, holder in records:  # where the phone's flow is, as last seen
-            if holder is not None and holder != self.me and self.flows.holder(b.source) is None:
-                self.flows.held_by(b.source, holder)
+            token, _, life = (holder or "").partition("@")
+            if (
+                life.isdigit()
+                and self.incarnation(token) == int(life)
+                and self.flows.holder(b.source) is None
+            ):
+                self.flows.held_by(b.source, token)
         return records
 
     def write(self, aor: str, bindings: Sequence[Binding]) -> None:
         names = _split_aor(aor)
         if names is None:
             raise BindingsNotSaved("No Account For This Address")
-        records = [(b, self.flows.holder(b.source) or self.me) for b in bindings]
+        records = [(b, self._holder(b.source)) for b in bindings]
         try:
             self.store.write_info(*names, encode_bindings(records), writer=self.me)
         except (AccountStoreError, OSError) as exc:
             logger.error("bindings of %s not written: %s", aor, exc)
             raise BindingsNotSaved() from None
         self.counters["bindings_written"] = self.counters.get("bindings_written", 0) + 1
+
+    def _holder(self, source: Source) -> str | None:
+        token = self.flows.holder(source)
+        life = self.incarnation(token) if token is not None else None
+        return None if token is None or life is None else f"{token}@{life}"
 
 
 class FarmLocation:
@@ -211,6 +231,8 @@ class Farm:
         location: FarmLocation,
         send: Callable[[list[Send]], None],
         *,
+        storage: AccountBindings,
+        drain: Callable[[], int] = lambda: 0,
         cluster: tuple[str, int],
         etcd: tuple[str, int],
         roles: frozenset[str],
@@ -223,6 +245,8 @@ class Farm:
         self.flows = flows
         self.location = location
         self._send = send  # the member's sockets
+        self._drain = drain  # discards what waits in the member's UDP socket
+        storage.incarnation = self._incarnation
         self.cluster = cluster
         self.farm_addresses = farm_addresses
         self.sip = sip
@@ -256,8 +280,14 @@ class Farm:
         await self.membership.start(MemberState.JOINING)
 
     async def stop(self) -> None:
+        """Leave the view, then let relays already on their way arrive, then close the links."""
         await self.membership.stop()
+        await asyncio.sleep(STOP_GRACE)
         await self.links.close()
+
+    def _incarnation(self, token: str) -> int | None:
+        member = self.view.members.get(token)
+        return member.created if member is not None else None
 
     def set_ready(self, ready: bool) -> None:
         """The operator drains the member (or puts it back): out of the ring, probes 503."""
@@ -331,7 +361,9 @@ class Farm:
         self._publish()
 
     def _lost(self) -> None:
+        """etcd lost, or this member was dead for the farm: its view and its flows are stale."""
         self.location.stored.invalidate()
+        self.flows.clear()
         self._serve()
 
     def owns(self, aor: str) -> bool:
@@ -350,7 +382,9 @@ class Farm:
         except SipError:
             return self._serve_here(data, source, now, None)
         owner = None
-        if self.route.live:
+        if p.method == b"OPTIONS" and self.core.options_to_me(data):
+            pass  # the balancer's probe of this member (or a keep-alive to the VIP): here
+        elif self.route.live:
             if p.method == b"REGISTER":
                 key = register_key(data)
                 owner = place(p, self.route, now, key=key, handoff=key is None)
@@ -380,16 +414,28 @@ class Farm:
         return outcome
 
     def dispatch(self, sends: list[Send]) -> None:
-        """Send through the member that holds each destination's flow (module docstring)."""
+        """Send through the member that holds each destination's flow (module docstring).
+
+        A flow nobody live is known to hold is claimed by the ring owner of its
+        address (the same member whoever sends): behind a DNAT balancer with SNAT
+        of the members' own flows, two members sending to one phone from the VIP
+        would clash in the balancer's conntrack, and the second one's packets be
+        dropped.
+        """
         direct = []
+        me = self.me
         live = self.route.live
+        flows = self.flows
         for send in sends:
             transport = send.transport
             host, port = send.address
-            holder = self.flows.holder((transport, host, port))
+            key = (transport, host, port)
+            holder = flows.holder(key)
+            if holder is None or (holder != me and holder not in live):
+                holder = self.route.ring.owner(f"{transport}:{host}:{port}") or me
+                flows.held_by(key, holder)
             if (
-                holder is not None
-                and holder in live
+                holder != me
                 and not (transport == "UDP" and holder in self._same_socket)
                 and self.links.send(holder, Emit(send.data, transport, host, port))
             ):
@@ -451,7 +497,14 @@ class Farm:
         """
         now = time.monotonic()
         if self._last_tick and now - self._last_tick > self.membership.ttl:
-            logger.warning("frozen for %.1f s: longer than the lease", now - self._last_tick)
+            # What waited in the socket meanwhile is stale: the phones retransmitted it
+            # to the members that took over (the balancer moved their flows).
+            stale = self._drain()
+            logger.warning(
+                "frozen for %.1f s, longer than the lease: %d stale datagrams discarded",
+                now - self._last_tick,
+                stale,
+            )
             self.membership.suspect()
         self._last_tick = now
         if not self._calls:
@@ -477,6 +530,7 @@ class Farm:
                 p = None
             self._serve_here(frame.data, source, now, p)  # never relayed on
         elif type(frame) is Emit:
+            self.flows.mine((frame.transport, frame.host, frame.port))
             self._send([Send(frame.data, frame.transport, (frame.host, frame.port))])
         elif type(frame) is Request:
             self._call(peer, frame)
@@ -491,9 +545,7 @@ class Farm:
                     for record in frame.result:
                         b, holder = binding_from_record(record)
                         bindings.append(b)
-                        if holder == self.me:
-                            self.flows.mine(b.source)
-                        elif holder is not None:
+                        if holder is not None and self.flows.holder(b.source) is None:
                             self.flows.held_by(b.source, holder)
                 except ValueError as exc:
                     logger.warning("lookup answer from %s unreadable: %s", peer, exc)
@@ -508,7 +560,7 @@ class Farm:
         now = time.time()
         stored = self.location.stored
         found = stored.lookup(aor, now) if self.owns(aor) else self.location.read(aor)
-        result = [binding_record(b, self.flows.holder(b.source) or self.me) for b in found]
+        result = [binding_record(b, self.flows.holder(b.source)) for b in found]
         self._count("lookups_answered")
         self.links.send(peer, Response(request.id, result=result))
 

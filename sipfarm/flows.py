@@ -6,12 +6,16 @@ TCP connection lives in one process.  Whatever the farm sends to that phone must
 leave from that member: from another, the balancer would not turn the
 member's address back into the VIP (UDP), or there is no connection (TCP).
 
-So every member keeps this table of the flows other members hold, learnt from
-the packets relayed to it (a relay names the member that received it) and
-from the bindings it looks up (a binding names the member its REGISTER came
-through).  A flow it receives itself is its own again.  The table forgets: it
-is two generations of dicts, the older dropped when the younger fills, so it
-holds the flows seen lately and costs one dict operation per packet.
+So every member keeps this table of who holds each flow: itself for what it
+received, others as learnt from the packets relayed to it (a relay names the
+member that received it) and from the bindings it looks up (a binding names the
+member its REGISTER came through).  A flow nobody is known to hold (a phone
+whose holder died: the balancer forgot its flow with it) is claimed by one
+member all agree on (:meth:`sipfarm.farm.Farm.dispatch`), so that two members
+never open two flows to one phone, which the balancer's SNAT cannot tell apart.
+The table forgets: it is two generations of dicts, the older dropped when the
+younger fills, so it holds the flows seen lately and costs one dict operation
+per packet.
 """
 
 from __future__ import annotations
@@ -23,11 +27,12 @@ FlowKey = tuple[str, str, int]
 
 
 class Flows:
-    """Flow → the token of the member that holds it, when not this member."""
+    """Flow → the token of the member that holds it (this member's own included)."""
 
-    __slots__ = ("_old", "_young", "limit")
+    __slots__ = ("_old", "_young", "limit", "me")
 
-    def __init__(self, limit: int = 500_000) -> None:
+    def __init__(self, me: str, limit: int = 500_000) -> None:
+        self.me = me
         self.limit = limit  # entries per generation
         self._young: dict[FlowKey, str] = {}
         self._old: dict[FlowKey, str] = {}
@@ -44,14 +49,12 @@ class Flows:
             self._young = {}
 
     def mine(self, key: FlowKey) -> None:
-        """A packet of ``key`` reached the farm through this member."""
-        if key in self._young:
-            del self._young[key]
-        if key in self._old:
-            del self._old[key]
+        """A packet of ``key`` reached the farm through this member (or left from it)."""
+        if self._young.get(key) is not self.me:
+            self.held_by(key, self.me)
 
     def holder(self, key: FlowKey) -> str | None:
-        """The member holding ``key``, or None when it is this member's (or unknown)."""
+        """The member holding ``key`` (perhaps this one), or None when nobody is known to."""
         member = self._young.get(key)
         if member is None:
             member = self._old.get(key)
@@ -66,3 +69,8 @@ class Flows:
                 del table[k]
             dropped += len(gone)
         return dropped
+
+    def clear(self) -> None:
+        """This member was dead for the farm: the balancer forgot the flows it held."""
+        self._young = {}
+        self._old = {}

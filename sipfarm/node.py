@@ -49,6 +49,9 @@ SECRET_FILE = "farm.secret"
 #: getsockopt(SOL_SOCKET, SO_MEMINFO): the socket's memory, receive queue first (Linux).
 SO_MEMINFO = getattr(socket, "SO_MEMINFO", 55)
 
+#: A tick this late means the process was paused, not slowed down by work.
+PAUSE = 1.0
+
 #: Seconds between full passes of the cyclic garbage collector (see Member.start).
 FULL_COLLECTION = 3600.0
 
@@ -144,11 +147,12 @@ class Member:
         directory: Directory | _NoAccounts = _NoAccounts() if store is None else Directory(store)
         self.farm: Farm | None = None
         location: Location = MemoryLocation()
-        flows = Flows()
+        flows = Flows(config.token)
         if config.etcd is not None:
             if store is None or config.cluster is None:
                 raise ValueError("a farm member needs a data directory and a cluster address")
-            stored = StoredLocation(AccountBindings(store, flows, config.token))
+            storage = AccountBindings(store, flows, config.token)
+            stored = StoredLocation(storage)
             location = FarmLocation(
                 stored, owns=lambda aor: self.farm is None or self.farm.owns(aor)
             )
@@ -176,6 +180,8 @@ class Member:
                 flows,
                 location,
                 self._send,
+                storage=storage,
+                drain=self._drain_udp,
                 cluster=config.cluster,
                 etcd=config.etcd,
                 roles=config.roles,
@@ -240,6 +246,21 @@ class Member:
             if out:
                 self.dispatch(out)
 
+    def _drain_udp(self) -> int:
+        """Discard every datagram waiting in the UDP socket; how many there were."""
+        sock = self._udp_sock
+        count = 0
+        while sock is not None:
+            try:
+                sock.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                continue  # an ICMP error queued on the socket
+            count += 1
+        self.counters["stale_discarded"] = self.counters.get("stale_discarded", 0) + count
+        return count
+
     def _tick(self) -> None:
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -273,6 +294,8 @@ class Member:
         above ``overload_lag``, the core sheds new requests (503); it stops below
         ``overload_off`` of the buffer and a tenth of that lag.
         """
+        if lag > PAUSE:
+            return  # the process was stopped (SIGSTOP, a VM pause), not overloaded
         self._lag = 0.8 * self._lag + 0.2 * lag
         fill = 0.0
         if self._udp_sock is not None:

@@ -20,8 +20,9 @@ Rules, in order:
    a view change, a packet the member has no state for goes to its owner
    under the previous view when that member is still alive, for as long as a
    transaction can live (64*T1): the INVITE it CANCELs, or whose retransmission
-   it is, is there.  A new INVITE only for INVITE_HANDOFF: its retransmissions
-   stop at our 100 Trying, and a joining member should get calls at once.
+   it is, is there.  A new INVITE only for INVITE_HANDOFF, and never to a
+   drained member: its retransmissions stop at our 100 Trying, a joining member
+   should get calls at once, and a drained one none.
 
 A token that names no live member is ignored (its work died with it); the
 next rule decides.
@@ -103,19 +104,15 @@ def place(
             key = peek.call_id or b""
         owner = view.ring.owner(key)
         previous = view.previous
-        if (
-            handoff
-            and previous is not None
-            and now < view.handoff_until
-            and not (
-                peek.method == b"INVITE"
-                and peek.to_tag is None
-                and now >= view.handoff_until - HANDOFF + INVITE_HANDOFF
-            )
-        ):
+        if handoff and previous is not None and now < view.handoff_until:
             before = _live(previous.owner(key), view)
             if before is not None and before != owner:
-                owner = before
+                new_invite = peek.method == b"INVITE" and peek.to_tag is None
+                if not new_invite or (
+                    before in view.ring  # a drained member takes no new call
+                    and now < view.handoff_until - HANDOFF + INVITE_HANDOFF
+                ):
+                    owner = before
     if owner is None or owner == view.me:
         return None
     return owner

@@ -142,3 +142,19 @@ def test_a_new_invite_is_handed_off_only_while_it_may_be_retransmitted() -> None
     invite = peek(msg("INVITE sip:bob@example.com SIP/2.0", f"Call-ID: {moved}"))
     assert place(invite, view, INVITE_HANDOFF - 1) == before.owner(moved)
     assert place(invite, view, INVITE_HANDOFF + 1) is None  # m4's own now
+
+
+def test_a_drained_member_is_handed_no_new_invite() -> None:
+    """m3 was drained: a new INVITE it owned goes to its new owner, a CANCEL still to m3."""
+    before = Ring(["m1", "m2", "m3"])
+    after = Ring(["m1", "m2"])
+    view = View("m1", frozenset({"m1", "m2", "m3"}), after, FARM, before, HANDOFF)
+    moved = next(
+        f"call-{i}@198.51.100.1" for i in range(1000)
+        if before.owner(f"call-{i}@198.51.100.1") == "m3"
+    )  # fmt: skip
+    invite = peek(msg("INVITE sip:bob@example.com SIP/2.0", f"Call-ID: {moved}"))
+    cancel = peek(msg("CANCEL sip:bob@example.com SIP/2.0", f"Call-ID: {moved}", "CSeq: 1 CANCEL"))
+    new_owner = after.owner(moved)
+    assert place(invite, view, 1.0) == (None if new_owner == "m1" else new_owner)
+    assert place(cancel, view, 1.0) == "m3"
