@@ -30,6 +30,7 @@ from pathlib import Path
 
 from mail.api import AccountRecord
 from mail.directory import Directory
+from mail.mover import finish_pending
 from mail.store import AccountStore
 
 from .actions import Send
@@ -200,8 +201,10 @@ class Member:
         self._tick_due = 0.0
         self._lag = 0.0
         self._udp_sock: socket.socket | None = None
+        self._mover: asyncio.Future[None] | None = None
         self._overload_log = RateLimitedLog(logger, interval=10.0, burst=4)
         self.token = config.token
+        self._store = store
         self._admin = AdminServer(self) if config.http is not None else None
 
     # -- health and drain (sipfarm.admin) -----------------------------------------------
@@ -368,11 +371,21 @@ class Member:
         # 100k live transactions), so they are kept out of the way: objects made at start
         # are frozen, young generations are collected as usual (they catch a cycle made
         # by a library), and the full pass runs once an hour (FULL_COLLECTION).
+        if self._store is not None:  # a foldering switch a crash left half done
+            self._mover = loop.run_in_executor(None, self._finish_moves, self._store)
         gc.freeze()
         gc.set_threshold(50_000, 50, 1_000_000_000)
         self._next_full_collection = time.monotonic() + FULL_COLLECTION
         self._tick()
         logger.info("member %s listening on udp+tcp %s:%d", cfg.token, cfg.host, cfg.port)
+
+    @staticmethod
+    def _finish_moves(store: AccountStore) -> None:
+        try:
+            for report in finish_pending(store):
+                logger.warning("finished a pending foldering switch: %s", report)
+        except Exception:
+            logger.exception("the pending foldering switch could not be finished")
 
     async def stop(self) -> None:
         if self.farm is not None:  # gone from the view first: nothing new is sent here

@@ -47,6 +47,7 @@ CORE_GLOBS = (
     "mail/errors.py",
     "mail/names.py",
     "mail/layout.py",
+    "mail/foldering.py",
     "mail/settings.py",
     "mail/api.py",
 )
