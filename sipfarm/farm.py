@@ -416,34 +416,53 @@ class Farm:
     def dispatch(self, sends: list[Send]) -> None:
         """Send through the member that holds each destination's flow (module docstring).
 
-        A flow nobody live is known to hold is claimed by the ring owner of its
-        address (the same member whoever sends): behind a DNAT balancer with SNAT
-        of the members' own flows, two members sending to one phone from the VIP
-        would clash in the balancer's conntrack, and the second one's packets be
-        dropped.
+        A flow whose holder is unknown, gone or out of reach (its link is down: it
+        may have just died) is claimed by the first member, in the ring's order for
+        that address, that this member can reach: the same member whoever sends.
+        Behind a DNAT balancer with SNAT of the members' own flows, two members
+        sending to one phone from the VIP would clash in the balancer's conntrack,
+        and the second one's packets would be dropped.
         """
         direct = []
         me = self.me
         live = self.route.live
         flows = self.flows
+        same = self._same_socket
         for send in sends:
             transport = send.transport
             host, port = send.address
             key = (transport, host, port)
             holder = flows.holder(key)
-            if holder is None or (holder != me and holder not in live):
-                holder = self.route.ring.owner(f"{transport}:{host}:{port}") or me
-                flows.held_by(key, holder)
+            if holder == me or (holder in same and transport == "UDP"):
+                direct.append(send)
+                continue
             if (
-                holder != me
-                and not (transport == "UDP" and holder in self._same_socket)
+                holder is not None
+                and holder in live
                 and self.links.send(holder, Emit(send.data, transport, host, port))
             ):
                 self._count("emitted")
                 continue
-            direct.append(send)
+            if self._claim(send, key, holder):
+                direct.append(send)
         if direct:
             self._send(direct)
+
+    def _claim(self, send: Send, key: tuple[str, str, int], unreachable: str | None) -> bool:
+        """Find the flow a holder (see dispatch); True when it is this member."""
+        transport, host, port = key
+        ring = self.route.ring
+        for candidate in ring.owners(f"{transport}:{host}:{port}", len(ring)):
+            if candidate == unreachable:
+                continue
+            if candidate == self.me or (candidate in self._same_socket and transport == "UDP"):
+                break
+            if self.links.send(candidate, Emit(send.data, transport, host, port)):
+                self.flows.held_by(key, candidate)
+                self._count("emitted")
+                return False
+        self.flows.mine(key)
+        return True
 
     # -- the callee's bindings, from their owner ------------------------------------------
 
