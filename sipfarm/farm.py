@@ -330,7 +330,8 @@ class Farm:
         for token in old.members:
             if token not in view.members:
                 self.links.forget(token)
-                self.flows.drop(token)
+        for token in view.dead:  # the balancer forgets a dead member's flows; we do too
+            self.flows.drop(token)
         self._same_socket = frozenset(
             t for t, m in view.members.items() if m.sip is not None and m.sip == self.sip
         )
@@ -449,7 +450,11 @@ class Farm:
             self._send(direct)
 
     def _claim(self, send: Send, key: tuple[str, str, int], unreachable: str | None) -> bool:
-        """Find the flow a holder (see dispatch); True when it is this member."""
+        """Find the flow a holder for this send (see dispatch); True when it is this member.
+
+        Not written down: the holder may come back (a restart on the same address
+        keeps the balancer's flows), and the phone's next packet says who holds it.
+        """
         transport, host, port = key
         ring = self.route.ring
         for candidate in ring.owners(f"{transport}:{host}:{port}", len(ring)):
@@ -458,10 +463,8 @@ class Farm:
             if candidate == self.me or (candidate in self._same_socket and transport == "UDP"):
                 break
             if self.links.send(candidate, Emit(send.data, transport, host, port)):
-                self.flows.held_by(key, candidate)
                 self._count("emitted")
                 return False
-        self.flows.mine(key)
         return True
 
     # -- the callee's bindings, from their owner ------------------------------------------

@@ -13,9 +13,11 @@ rotation leaves it on a 503 (or any answer but 200: drained, overloaded) or afte
 after ``--rise`` (2) answers 200 in a row.  On each change the DNAT chain ``pool``
 of the nftables table is rewritten in one ``nft -f`` transaction (``numgen inc mod
 N`` over the members in rotation); flows already tracked stay with their member
-(conntrack), except those of a member that stopped answering: its conntrack
-entries are deleted, so its flows' next packets are balanced afresh over the
-others.  A drained member (503) keeps its flows: work under way finishes there.
+(conntrack), except those of a member that stopped answering (in rotation or
+not: a drained member that was then stopped): its conntrack entries are
+deleted, so its flows' next packets are balanced afresh over the others.  A
+drained member (503) keeps its flows while it answers: work under way finishes
+there.
 
 Each change is one line in ``--log``: ``<unix time> <member> in|out <reason> pool=<m,...>``.
 Stops on SIGTERM/SIGINT.
@@ -203,6 +205,17 @@ class Monitor:
                 else:
                     t.misses = 0
             else:
+                # Out of rotation (drained, or already gone): a member that stops
+                # answering altogether (stopped after its drain, or died while out)
+                # still has flows pinned to it; they are forgotten once, so that they
+                # move, as a pool's "service down: reselect" action does.
+                if status is None:
+                    t.misses += 1
+                    if t.misses == self.misses:
+                        self.note(t, f"silent-{t.misses} while out")
+                        self.forget_flows(t)
+                else:
+                    t.misses = 0
                 t.oks = t.oks + 1 if status == 200 else 0
                 if t.oks >= self.rise:
                     t.in_rotation, t.misses, t.oks = True, 0, 0

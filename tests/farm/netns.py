@@ -242,7 +242,12 @@ class Topology:
 
     def _balancer(self) -> None:
         """The nftables table in lb: DNAT on the VIP (chain ``pool``, empty until the
-        monitor fills it) and SNAT of what members originate towards the outside."""
+        monitor fills it) and SNAT of what members originate towards the outside.
+
+        The SNAT is Linux's usual one: the source port is kept (5060) when the
+        translation is free, and another is taken when a flow to the same phone
+        already holds it (a member sent while another member's flow was still
+        tracked), rather than the packet being dropped."""
         rules = f"""
 table ip {NFT_TABLE} {{
     chain prerouting {{
@@ -253,8 +258,6 @@ table ip {NFT_TABLE} {{
     }}
     chain postrouting {{
         type nat hook postrouting priority srcnat; policy accept;
-        ip saddr {INNER_NET} oifname "out0" meta l4proto {{ udp, tcp }} th sport {SIP_PORT} \
-            snat to {VIP}:{SIP_PORT}
         ip saddr {INNER_NET} oifname "out0" snat to {VIP}
     }}
 }}
