@@ -76,6 +76,8 @@ __all__ = ["AccountBindings", "Farm", "FarmLocation"]
 LOOKUP_TIMEOUT = 0.5
 #: How long a lookup's answer is reused (retransmissions, forks of one request).
 LOOKUP_TTL = 2.0
+#: Seconds after a freeze during which what arrives is taken as stale (the waiting burst).
+STALE = 0.05
 #: Seconds a stopping member keeps its links after leaving the view (relays in flight).
 STOP_GRACE = 0.5
 #: Requests that may need the callee's bindings (a new out-of-dialog request).
@@ -264,6 +266,7 @@ class Farm:
         self._parked: dict[str, list[tuple[bytes, Source]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_tick = 0.0
+        self._stale_until = 0.0
         self.received = 0  # packets from this member's sockets (the relay ratio's base)
         core.accepting = False  # until a view names this member
         core.ready = False
@@ -377,6 +380,8 @@ class Farm:
     def receive(self, data: bytes, source: Source, now: float) -> list[Send] | Drop:
         """A packet from a socket of this member (the sockets' MessageHandler)."""
         self.received += 1
+        if self._stale():
+            return []
         self.flows.mine(source)
         try:
             p = peek(data)
@@ -509,6 +514,32 @@ class Farm:
         for data, source in self._parked.pop(aor, ()):
             self._serve_here(data, source, time.time(), None)
 
+    def _awake(self) -> float:
+        """Notice a freeze (see tick), from the timer or from the first packet after it.
+
+        After a freeze the event loop may run the packets that waited (in the UDP
+        socket, on the cluster links) before its timer: they are stale, dropped for
+        a moment (STALE) while the burst is read, and the socket is emptied.
+        """
+        now = time.monotonic()
+        if self._last_tick and now - self._last_tick > self.membership.ttl:
+            stale = self._drain()
+            self._stale_until = now + STALE
+            logger.warning(
+                "frozen for %.1f s, longer than the lease: %d stale datagrams discarded",
+                now - self._last_tick,
+                stale,
+            )
+            self.membership.suspect()
+        self._last_tick = now
+        return now
+
+    def _stale(self) -> bool:
+        if self._awake() < self._stale_until:
+            self._count("stale_discarded")
+            return True
+        return False
+
     def tick(self) -> None:
         """Run from the member's timer: a freeze noticed; late lookups served from storage.
 
@@ -517,18 +548,7 @@ class Farm:
         takes no new work and forgets what it cached until etcd takes it back.
         The timer runs before the packets that waited in the sockets.
         """
-        now = time.monotonic()
-        if self._last_tick and now - self._last_tick > self.membership.ttl:
-            # What waited in the socket meanwhile is stale: the phones retransmitted it
-            # to the members that took over (the balancer moved their flows).
-            stale = self._drain()
-            logger.warning(
-                "frozen for %.1f s, longer than the lease: %d stale datagrams discarded",
-                now - self._last_tick,
-                stale,
-            )
-            self.membership.suspect()
-        self._last_tick = now
+        now = self._awake()
         if not self._calls:
             return
         late = [(call, aor) for call, (aor, _, deadline) in self._calls.items() if deadline <= now]
@@ -540,6 +560,8 @@ class Farm:
     # -- frames from other members ------------------------------------------------------
 
     def frame_received(self, peer: str, frame: Frame) -> None:
+        if self._stale():
+            return
         if type(frame) is Relay:
             source = Source(frame.transport, frame.host, frame.port)
             if frame.received_by != self.me:
