@@ -388,6 +388,7 @@ class Farm:
         except SipError:
             return self._serve_here(data, source, now, None)
         owner = None
+        key: bytes | None = None
         if p.method == b"OPTIONS" and self.core.options_to_me(data):
             pass  # the balancer's probe of this member (or a keep-alive to the VIP): here
         elif self.route.live:
@@ -401,7 +402,19 @@ class Farm:
             if self.links.send(owner, relay):
                 self._count("relayed_out")
                 return []
-            self._count("relay_refused")  # the link is down: serve it here
+            # The owner is out of reach (it may have just died, before the view says
+            # so): the next member in the ring's order for the packet's key, the one
+            # the view will name once the owner is gone, so that the retransmissions
+            # and the rest of the transaction meet it there whoever receives them.
+            self._count("relay_refused")
+            for standby in self.route.ring.owners(key or p.call_id or b"", len(self.route.ring)):
+                if standby == owner:
+                    continue
+                if standby == self.me:
+                    break
+                if self.links.send(standby, relay):
+                    self._count("relayed_out")
+                    return []
         return self._serve_here(data, source, now, p)
 
     def refuse(self, data: bytes, error: SipError, source: Source) -> list[Send] | Drop:
