@@ -80,6 +80,8 @@ LOOKUP_TTL = 2.0
 STALE = 0.05
 #: Seconds a stopping member keeps its links after leaving the view (relays in flight).
 STOP_GRACE = 0.5
+#: … and at most this long more while its transactions at work end.
+STOP_WAIT = 5.0
 #: Requests that may need the callee's bindings (a new out-of-dialog request).
 NO_LOOKUP = frozenset({b"ACK", b"CANCEL", b"REGISTER", b"BYE", b"PRACK"})
 
@@ -283,9 +285,15 @@ class Farm:
         await self.membership.start(MemberState.JOINING)
 
     async def stop(self) -> None:
-        """Leave the view, then let relays already on their way arrive, then close the links."""
+        """Leave the view, let relays on their way arrive and the transactions at work end
+        (an in-dialog request that came after the drain; at most STOP_WAIT), then close
+        the links."""
         await self.membership.stop()
         await asyncio.sleep(STOP_GRACE)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STOP_WAIT
+        while self.core.layer.active() and loop.time() < deadline:
+            await asyncio.sleep(0.1)
         await self.links.close()
 
     def _incarnation(self, token: str) -> int | None:
