@@ -8,8 +8,9 @@ h11 speaks HTTP/1.1; this module maps four routes onto the member:
   left) and its counters, as JSON;
 - ``POST /not-ready``: drain — the member answers health probes 503 and keeps
   serving what it has; ``/status`` says ``"idle": true`` once no transaction is
-  at work any more (those that only absorb retransmissions may remain), and the
-  member can be stopped for a rolling update;
+  at work any more (those that only absorb retransmissions may remain) and no
+  dialog it record-routed is up (a 2xx to INVITE opens one, a 2xx to BYE closes
+  it), and the member can be stopped for a rolling update;
 - ``POST /ready``: back into rotation.
 
 Anything else gets 404 (405 for a known path with the wrong method); a request
@@ -115,7 +116,7 @@ class _Http(asyncio.Protocol):
             {
                 "token": member.token,
                 "state": _state(member),
-                "idle": stats.get("transactions_active", 0) == 0,
+                "idle": stats.get("transactions_active", 0) == 0 and not stats.get("dialogs"),
                 "counters": stats,
                 "view": member.view(),
             },

@@ -76,6 +76,10 @@ ALLOW = (
     "PUBLISH",
 )
 
+#: Seconds after which a dialog with no BYE seen is no longer counted (a lost BYE,
+#: a phone that vanished): what a drain waits for at most on its account.
+DIALOG_LIFETIME = 7200.0
+
 #: Retry-After (seconds) of the 503 a member answers new requests with while overloaded.
 RETRY_AFTER = "5"
 
@@ -169,6 +173,8 @@ class SipCore:
         #: (etcd lost, or the farm declared it dead): new out-of-dialog requests get 503
         #: like under overload; transactions and dialogs under way are served.
         self.accepting = True
+        #: Call-ID → when the dialog through this member was set up (see _dialog).
+        self.dialogs: dict[str, float] = {}
         self._own = {a.encode() for a in self.me.addresses}
         host, port = config.advertise
         if port == 5060:
@@ -268,7 +274,20 @@ class SipCore:
 
     def expire(self, now: float, budget: int = 10_000) -> int:
         """Remove bindings that ran out (the edge calls this every second)."""
+        if self.dialogs:
+            old = now - DIALOG_LIFETIME
+            for call_id in [c for c, at in self.dialogs.items() if at < old][:budget]:
+                del self.dialogs[call_id]
         return self.location.expire(now, budget)
+
+    def _dialog(self, response: Response, now: float) -> None:
+        """Dialogs through this member (record-routed here): a 2xx to INVITE opens one,
+        a 2xx to BYE closes it.  A drained member is idle once none is left."""
+        method = response.cseq.method
+        if method == "INVITE":
+            self.dialogs[response.call_id] = now
+        elif method == "BYE":
+            self.dialogs.pop(response.call_id, None)
 
     def stats(self) -> dict[str, int]:
         out = dict(self.stateless.counters)
@@ -276,6 +295,7 @@ class SipCore:
         out.update(self.proxy.counters)
         out["transactions"] = len(self.layer)
         out["transactions_active"] = self.layer.active()
+        out["dialogs"] = len(self.dialogs)
         out["bindings"] = len(self.location)
         return out
 
@@ -303,6 +323,8 @@ class SipCore:
         entry = self.layer.match_client(response)
         if entry is not None:
             self.layer.received_response(entry, response, now)
+            if 200 <= response.status < 300:
+                self._dialog(response, now)
             return
         vias = response.via
         if 200 <= response.status < 300 and len(vias) > 1 and is_our_branch(vias[0], self.me):

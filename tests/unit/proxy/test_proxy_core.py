@@ -415,3 +415,16 @@ def test_a_call_is_at_work_until_answered_then_only_absorbs_retransmissions() ->
         pair.core.layer.active() == 0
     )  # both Accepted (RFC 6026): done but for 2xx retransmissions
     assert len(pair.core.layer) == 2
+
+
+def test_a_dialog_through_the_member_is_counted_until_its_bye() -> None:
+    """A drained member is idle once no dialog it record-routed is up."""
+    pair = registered("sip:bob@198.51.100.2:5070")
+    fwd = pair.feed(invite())[1]
+    from_callee(pair, answer_to(fwd, 200))
+    assert len(pair.core.dialogs) == 1
+    pair.feed(ACK)
+    bye = ACK.replace("ACK sip", "BYE sip").replace("1 ACK", "2 BYE").replace("ack1", "bye1")
+    (byed,) = pair.feed(bye)
+    from_callee(pair, answer_to(byed, 200))
+    assert pair.core.dialogs == {}
