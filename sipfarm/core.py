@@ -322,8 +322,9 @@ class SipCore:
     def _response(self, response: Response, source: Source, now: float) -> None:
         entry = self.layer.match_client(response)
         if entry is not None:
+            first = entry.machine.state.value in ("Calling", "Trying", "Proceeding")
             self.layer.received_response(entry, response, now)
-            if 200 <= response.status < 300:
+            if first and 200 <= response.status < 300:  # not a 2xx retransmission
                 self._dialog(response, now)
             return
         vias = response.via

@@ -428,3 +428,16 @@ def test_a_dialog_through_the_member_is_counted_until_its_bye() -> None:
     (byed,) = pair.feed(bye)
     from_callee(pair, answer_to(byed, 200))
     assert pair.core.dialogs == {}
+
+
+def test_a_late_2xx_retransmission_does_not_reopen_a_closed_dialog() -> None:
+    pair = registered("sip:bob@198.51.100.2:5070")
+    fwd = pair.feed(invite())[1]
+    ok = answer_to(fwd, 200)
+    from_callee(pair, ok)
+    pair.feed(ACK)
+    bye = ACK.replace("ACK sip", "BYE sip").replace("1 ACK", "2 BYE").replace("ack1", "bye1")
+    (byed,) = pair.feed(bye)
+    from_callee(pair, answer_to(byed, 200))
+    from_callee(pair, ok)  # the INVITE's 2xx again, absorbed by the Accepted transaction
+    assert pair.core.dialogs == {}
