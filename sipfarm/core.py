@@ -241,6 +241,8 @@ class SipCore:
                     else:  # drained: the health probe takes it out of rotation
                         self._answer(request, source, 503, "Not Ready", ())
                 else:
+                    if method == "BYE" and self.dialogs:  # the dialog ends here
+                        self.dialogs.pop(request.call_id, None)
                     self._proxy(request, source, now)
         except SipError as exc:
             self.counters[f"answered_{exc.status}"] += 1
@@ -282,7 +284,8 @@ class SipCore:
 
     def _dialog(self, response: Response, now: float) -> None:
         """Dialogs through this member (record-routed here): a 2xx to INVITE opens one,
-        a 2xx to BYE closes it.  A drained member is idle once none is left."""
+        a BYE through it (or its 2xx) closes it.  A drained member is idle once none
+        is left (and no transaction is at work: the BYE's own)."""
         method = response.cseq.method
         if method == "INVITE":
             self.dialogs[response.call_id] = now
