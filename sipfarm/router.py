@@ -9,7 +9,8 @@ Rules, in order:
 
 1. A **response** belongs to the member named in its top Via branch, when that
    Via is the farm's (its sent-by is the farm's address: another UA's branch
-   may look like ours).
+   may look like ours).  When that member is gone, rule 4 places it: the member
+   that took over its work (the retransmissions of its requests went there).
 2. A request with a **Route** that names a member (``member=`` in the farm's
    Record-Route), or failing that a **Request-URI** that names one, belongs to
    that member: in-dialog requests and requests to a task.
@@ -90,15 +91,18 @@ def place(
     if has_state:
         return None
     if peek.status is not None:  # 1. a response
-        if peek.sent_by is not None and peek.sent_by.lower() in view.farm:
-            owner = _live(token_of_branch(peek.branch), view)
-            if owner is not None:
-                return None if owner == view.me else owner
-        return None  # not ours to relay: the member answers or drops it itself
-    # 2. Route / Request-URI naming a member
-    owner = _live(token_of_uri(peek.route), view) or _live(token_of_uri(peek.request_uri), view)
-    if owner is None and peek.method == b"ACK":  # 3.
-        owner = _live(token_of_tag(peek.to_tag), view)
+        if peek.sent_by is None or peek.sent_by.lower() not in view.farm:
+            return None  # not ours to relay: the member answers or drops it itself
+        token = token_of_branch(peek.branch)
+        owner = _live(token, view)
+        if owner is None and token is None:
+            return None
+        # (a member that is gone: to the one that took its transactions over, rule 4)
+    else:
+        # 2. Route / Request-URI naming a member
+        owner = _live(token_of_uri(peek.route), view) or _live(token_of_uri(peek.request_uri), view)
+        if owner is None and peek.method == b"ACK":  # 3.
+            owner = _live(token_of_tag(peek.to_tag), view)
     if owner is None:  # 4. the Call-ID's owner
         if key is None:
             key = peek.call_id or b""

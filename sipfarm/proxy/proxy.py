@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 from ..actions import Send, Source
-from ..ownership import branch_prefix
+from ..ownership import branch_prefix, is_token
 from ..sip.headers import Headers
 from ..sip.message import Request, Response
 from ..sip.response import make_response
@@ -208,7 +208,18 @@ class Proxy:
             layer.respond(server, make_response(request, 100), now)
         h = loop_hash(request)
         rr_wanted = self.config.record_route and not in_dialog and request.method in DIALOG_CREATING
-        for target in targets:
+        prefix, theirs = self._prefix, None
+        if in_dialog:
+            # An in-dialog request gets a branch made from its own (§16.11's way), under
+            # the token of the member that record-routed the dialog: a member that takes
+            # over a dead one's retransmitted BYE then sends the very branch the dead one
+            # sent, and the callee answers it as the retransmission it is.
+            theirs = request.via[0].branch or request.call_id
+            first = request.route[0].uri if pop else None
+            owner = first.params.get("member") if isinstance(first, SipUri) else None
+            if owner and is_token(owner):
+                prefix = branch_prefix(owner.lower())
+        for i, target in enumerate(targets):
             rr: tuple[str, ...] = ()
             if rr_wanted:
                 out_rr = self.me.record_route(target.hop.transport)
@@ -216,7 +227,11 @@ class Proxy:
                     rr = (out_rr, self.me.record_route(transport))
                 else:
                     rr = (out_rr,)
-            branch = f"{self._prefix}{h}{self._rand(6)}"
+            if theirs is None:
+                branch = f"{prefix}{h}{self._rand(6)}"
+            else:
+                mark = zlib.crc32(f"{theirs}/{i}".encode("utf-8", "surrogateescape"))
+                branch = f"{prefix}{h}{mark:08x}"
             out = forward(
                 request,
                 uri=target.uri,

@@ -62,12 +62,15 @@ def test_a_response_whose_top_via_is_not_the_farms_stays() -> None:
     assert place(peek(response), VIEW, 0.0) is None
 
 
-def test_a_response_for_a_dead_member_stays() -> None:
+def test_a_response_for_a_dead_member_goes_to_its_successor() -> None:
+    """m9 is gone: its transactions went over to the Call-ID's owner (rule 4)."""
     response = msg(
         "SIP/2.0 200 OK",
         f"Via: SIP/2.0/UDP 198.51.100.80:5060;branch={branch_prefix('m9')}0011223344556677",
     )
-    assert place(peek(response), VIEW, 0.0) is None
+    p = peek(response)
+    owner = VIEW.ring.owner(p.call_id or b"")
+    assert place(p, VIEW, 0.0) == (None if owner == VIEW.me else owner)
 
 
 def test_in_dialog_requests_follow_the_route_token() -> None:

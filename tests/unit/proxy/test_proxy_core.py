@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sipfarm.actions import Drop, Send, Source
+from sipfarm.ownership import branch_prefix
 from sipfarm.sip import Response
 
 TRUSTED = ("198.51.100.0/24",)
@@ -441,3 +442,15 @@ def test_a_late_2xx_retransmission_does_not_reopen_a_closed_dialog() -> None:
     from_callee(pair, answer_to(byed, 200))
     from_callee(pair, ok)  # the INVITE's 2xx again, absorbed by the Accepted transaction
     assert pair.core.dialogs == {}
+
+
+def test_an_in_dialog_request_gets_the_same_branch_from_any_member() -> None:
+    """The branch of a forwarded BYE is made from the BYE's own and the record-routing
+    member's token, so a member that takes over a dead one's retransmission sends the
+    very branch the dead one sent (the callee sees a retransmission, not a new BYE)."""
+    bye = ACK.replace("ACK sip", "BYE sip").replace("1 ACK", "2 BYE").replace("ack1", "bye1")
+    bye = bye.replace("member=m1", "member=m7")  # m7 record-routed the dialog
+    first = request(registered("sip:bob@198.51.100.2:5070").feed(bye)[0])
+    again = request(registered("sip:bob@198.51.100.2:5070").feed(bye)[0])
+    assert first.via[0].branch == again.via[0].branch
+    assert first.via[0].branch.startswith(branch_prefix("m7"))
