@@ -41,18 +41,7 @@ AFTER_S = 4.0
 
 
 @pytest.mark.parametrize("rate", [50, 100])
-@pytest.mark.parametrize(
-    "outage",
-    [
-        # Open (issue 5): once in a thousand calls a BYE in flight on the frozen member
-        # is re-forwarded by a survivor under a new branch (see test_kill.IN_FLIGHT_BYE).
-        pytest.param(
-            "sigstop",
-            marks=pytest.mark.xfail(strict=False, reason="a BYE in flight on the frozen member"),
-        ),
-        "link-down",
-    ],
-)
+@pytest.mark.parametrize("outage", ["sigstop", "link-down"])
 def test_member_outage_under_load(
     farm_factory: Farm, tmp_path: Path, rate: int, outage: str
 ) -> None:

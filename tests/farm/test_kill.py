@@ -38,19 +38,6 @@ WARMUP_S = 4.0
 AFTER_S = 6.0
 
 
-#: Open (issue 5): the requests in flight on the victim (mostly the BYEs of calls it
-#: record-routed, their 200 OK lost with it) are retransmitted by the caller and
-#: re-forwarded by a survivor under a new branch, which the callee takes for a new
-#: BYE of a finished call (SIPp: "Dead call"), so the caller never gets its 200.
-#: The fix is a branch derived from the upstream request (RFC 3261 §16.11) and
-#: carrying the dead member's token, so that the callee sees a retransmission.
-#: Every registration is kept (asserted, and it holds); calls fail by tens.
-IN_FLIGHT_BYE = pytest.mark.xfail(
-    strict=False, reason="BYEs in flight on the killed member: see IN_FLIGHT_BYE"
-)
-
-
-@IN_FLIGHT_BYE
 @pytest.mark.parametrize("rate", [50, 100])
 def test_kill_9_under_load(farm_factory: Farm, tmp_path: Path, rate: int) -> None:
     farm = farm_factory
