@@ -540,16 +540,22 @@ class Farm:
 
         After a freeze the event loop may run the packets that waited (in the UDP
         socket, on the cluster links) before its timer: they are stale, dropped for
-        a moment (STALE) while the burst is read, and the socket is emptied.
+        a moment (STALE) while the burst is read, and the socket is emptied.  The
+        transactions are dropped too, before their timers fire: the farm took them
+        over, and a retransmission from here would be a duplicate.
         """
         now = time.monotonic()
         if self._last_tick and now - self._last_tick > self.membership.ttl:
             stale = self._drain()
             self._stale_until = now + STALE
+            dropped = self.core.layer.clear()  # before their timers fire: others took over
+            self.core.dialogs.clear()
             logger.warning(
-                "frozen for %.1f s, longer than the lease: %d stale datagrams discarded",
+                "frozen for %.1f s, longer than the lease: %d stale datagrams discarded, "
+                "%d transactions dropped",
                 now - self._last_tick,
                 stale,
+                dropped,
             )
             self.membership.suspect()
         self._last_tick = now

@@ -129,6 +129,18 @@ class TransactionLayer:
     def __len__(self) -> int:
         return len(self.servers) + len(self.clients)
 
+    def clear(self) -> int:
+        """Drop every transaction and timer (their work went to others); how many there were.
+
+        For a member that was frozen past its lease: the farm took its work over,
+        and a retransmission from it now would be a duplicate (a second INVITE to a
+        callee that already answered another member's)."""
+        n = len(self)
+        self.servers.clear()
+        self.clients.clear()
+        self._heap.clear()
+        return n
+
     def active(self) -> int:
         """Transactions still at work: not yet answered, or their request not yet answered.
 

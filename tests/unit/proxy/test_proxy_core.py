@@ -454,3 +454,11 @@ def test_an_in_dialog_request_gets_the_same_branch_from_any_member() -> None:
     again = request(registered("sip:bob@198.51.100.2:5070").feed(bye)[0])
     assert first.via[0].branch == again.via[0].branch
     assert first.via[0].branch.startswith(branch_prefix("m7"))
+
+
+def test_a_cleared_layer_sends_nothing_more() -> None:
+    """What a member frozen past its lease does with its transactions: drops them."""
+    pair = registered("sip:bob@198.51.100.2:5070")
+    pair.feed(invite())
+    assert pair.core.layer.clear() == 2
+    assert pair.advance(64.0) == [] and len(pair.core.layer) == 0
