@@ -80,6 +80,9 @@ ALLOW = (
 #: a phone that vanished): what a drain waits for at most on its account.
 DIALOG_LIFETIME = 7200.0
 
+#: How long an INVITE whose 2xx went through statelessly is taken as answered (64*T1).
+ANSWERED_FOR = 32.0
+
 #: Retry-After (seconds) of the 503 a member answers new requests with while overloaded.
 RETRY_AFTER = "5"
 
@@ -175,6 +178,8 @@ class SipCore:
         self.accepting = True
         #: Call-ID → when the dialog through this member was set up (see _dialog).
         self.dialogs: dict[str, float] = {}
+        #: (Call-ID, CSeq) → until when: INVITEs whose 2xx this member forwarded statelessly.
+        self.answered: dict[tuple[str, int], float] = {}
         self._own = {a.encode() for a in self.me.addresses}
         host, port = config.advertise
         if port == 5060:
@@ -220,6 +225,14 @@ class SipCore:
                 if entry is not None:
                     self.layer.received_request(entry, request, now)
                     return out
+                if method == "INVITE" and self.answered and request.to.tag is None:
+                    until = self.answered.get((request.call_id, request.cseq.seq))
+                    if until is not None and now < until:
+                        # A retransmission of an INVITE another member forwarded (it died
+                        # or was cut off) and whose 2xx went through here: the callee has
+                        # answered, so forwarding it again would ring a second time.
+                        self.counters["invite_after_2xx_absorbed"] += 1
+                        return out
                 if (
                     (self.overloaded or not self.accepting)
                     and method != "OPTIONS"
@@ -276,6 +289,9 @@ class SipCore:
 
     def expire(self, now: float, budget: int = 10_000) -> int:
         """Remove bindings that ran out (the edge calls this every second)."""
+        if self.answered:
+            for key in [k for k, until in self.answered.items() if until <= now][:budget]:
+                del self.answered[key]
         if self.dialogs:
             old = now - DIALOG_LIFETIME
             for call_id in [c for c, at in self.dialogs.items() if at < old][:budget]:
@@ -337,6 +353,8 @@ class SipCore:
             address = response_address(nxt, (nxt.received or nxt.host, nxt.port or 5060))
             self.layer.out.append(Send(bytes(strip_top_via(response)), nxt.transport, address))
             self.counters["2xx_forwarded_stateless"] += 1
+            if response.cseq.method == "INVITE":  # the call is answered (see receive)
+                self.answered[(response.call_id, response.cseq.seq)] = now + ANSWERED_FOR
             return
         self.counters["stray_response"] += 1
 

@@ -3,7 +3,19 @@
 from __future__ import annotations
 
 import pytest
-from corepair import CALLEE, CALLEE2, CALLER, ME, Pair, make_core, msg, register, request, status
+from corepair import (
+    CALLEE,
+    CALLEE2,
+    CALLER,
+    ME,
+    Pair,
+    make_core,
+    msg,
+    register,
+    request,
+    status,
+    wire,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -462,3 +474,26 @@ def test_a_cleared_layer_sends_nothing_more() -> None:
     pair.feed(invite())
     assert pair.core.layer.clear() == 2
     assert pair.advance(64.0) == [] and len(pair.core.layer) == 0
+
+
+def test_an_invite_whose_2xx_went_through_statelessly_is_not_forwarded_again() -> None:
+    """After a member died with the INVITE: its 2xx came here (stateless, §16.11), and
+    the caller's late retransmission must not ring the callee a second time."""
+    pair = registered("sip:bob@198.51.100.2:5070")
+    ok = wire(
+        """
+        SIP/2.0 200 OK
+        Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK.m1.0123456789abcdef
+        Via: SIP/2.0/UDP 198.51.100.1:5060;branch=z9hG4bKinv1
+        From: Alice <sip:alice@example.com>;tag=a1
+        To: Bob <sip:bob@example.com>;tag=b1
+        Call-ID: call-1@198.51.100.1
+        CSeq: 1 INVITE
+        Contact: <sip:bob@198.51.100.2:5070>
+        Content-Length: 0
+        """
+    )
+    (up,) = pair.feed_bytes(ok, Source("UDP", "198.51.100.2", 5070))
+    assert status(up) == 200
+    assert pair.feed(invite()) == []
+    assert pair.core.counters["invite_after_2xx_absorbed"] == 1
