@@ -9,9 +9,9 @@ every view at the same revision.
 
 Losing etcd: when no refresh has succeeded for a whole TTL, the lease may be
 gone and the view may be stale, so ``on_lost`` is called and :attr:`lost` is
-set: the member stops taking new undirected work (the router sends it
-elsewhere, or the SIP core answers 503) and finishes the transactions and
-dialogs it has, which need no view.  When a refresh succeeds again it
+set: the member stops taking new undirected work (the SIP core answers 503)
+and leaves its transactions to the others, who count it dead
+(sipfarm.farm.Farm._lost).  When a refresh succeeds again it
 re-registers and reads the view afresh.
 """
 

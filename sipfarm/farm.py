@@ -29,7 +29,9 @@ DESIGN.md "Ownership" and "Cluster".  A member started with ``--etcd`` puts a
 - **Losing etcd**, or finding itself dead in the view (frozen past its lease),
   the member stops taking new undirected work: its core answers new
   out-of-dialog requests 503 and its health probes 503, so the balancer takes
-  it out; transactions and dialogs under way are finished, they need no view.
+  it out.  Its lease is gone or going, so the others count it dead and take
+  over its work (the callers' retransmissions reach them): it drops its own
+  transactions, which would otherwise ring callees twice once it is back.
   It re-registers with a fresh lease when etcd answers, and serves again once
   a view names it ready.
 """
@@ -373,9 +375,18 @@ class Farm:
         self._publish()
 
     def _lost(self) -> None:
-        """etcd lost, or this member was dead for the farm: its view and its flows are stale."""
+        """etcd lost, or this member was dead for the farm: its view and its flows are stale.
+
+        Its lease is gone or going, so the others count it dead and take its work
+        over (the retransmissions reach them): its own transactions are dropped, or
+        their retransmissions, once its link is back, would ring callees twice.
+        """
         self.location.stored.invalidate()
         self.flows.clear()
+        dropped = self.core.layer.clear()
+        self.core.dialogs.clear()
+        if dropped:
+            logger.warning("dead for the farm: %d transactions left to the others", dropped)
         self._serve()
 
     def owns(self, aor: str) -> bool:
