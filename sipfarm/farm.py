@@ -383,6 +383,9 @@ class Farm:
         """
         self.location.stored.invalidate()
         self.flows.clear()
+        for peer in list(self.view.members):  # what they queued for us meanwhile is stale
+            if peer != self.me:
+                self.links.forget(peer)
         dropped = self.core.layer.clear()
         self.core.dialogs.clear()
         if dropped:
