@@ -266,7 +266,7 @@ class Farm:
         self.counters: dict[str, int] = {}
         self.admin_ready = True  # the operator's wish (POST /ready, /not-ready)
         self._ids = itertools.count(1)
-        self._calls: dict[int, tuple[str, str, float]] = {}  # id → (aor, owner, deadline)
+        self._calls: dict[int, tuple[str, float]] = {}  # id → (aor, deadline)
         self._parked: dict[str, list[tuple[bytes, Source]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_tick = 0.0
@@ -538,7 +538,7 @@ class Farm:
         if not self.links.send(owner, Request(call, "lookup", {"aor": aor})):
             return False  # the owner is out of reach: the core reads storage
         self._count("lookups_sent")
-        self._calls[call] = (aor, owner, time.monotonic() + LOOKUP_TIMEOUT)
+        self._calls[call] = (aor, time.monotonic() + LOOKUP_TIMEOUT)
         self._parked[aor] = [(data, source)]
         return True
 
@@ -592,7 +592,7 @@ class Farm:
         now = self._awake()
         if not self._calls:
             return
-        late = [(call, aor) for call, (aor, _, deadline) in self._calls.items() if deadline <= now]
+        late = [(call, aor) for call, (aor, deadline) in self._calls.items() if deadline <= now]
         for call, aor in late:
             del self._calls[call]
             self._count("lookups_timed_out")
