@@ -26,12 +26,14 @@ from typing import Any, NamedTuple
 import msgpack
 
 __all__ = [
+    "PING_VERSION",
     "PROTOCOL_VERSIONS",
     "Emit",
     "Frame",
     "FrameError",
     "FrameReader",
     "Hello",
+    "Ping",
     "Relay",
     "Request",
     "Response",
@@ -39,8 +41,12 @@ __all__ = [
     "encode",
 ]
 
-#: The cluster protocol versions this release speaks, newest last.
-PROTOCOL_VERSIONS = (1,)
+#: The cluster protocol versions this release speaks, newest last.  Version 2 adds
+#: :class:`Ping`: a link on version 1 (a peer of the previous release, during a
+#: rolling update) carries none, and is never taken as silent.
+PROTOCOL_VERSIONS = (1, 2)
+#: The first version whose links carry :class:`Ping`.
+PING_VERSION = 2
 
 #: Frames larger than this are refused (a relayed SIP message is at most 64 KiB).
 MAX_FRAME = 256 * 1024
@@ -83,6 +89,10 @@ class Emit(NamedTuple):
     port: int
 
 
+class Ping(NamedTuple):
+    """A keep-alive: the sender's loop runs (see :mod:`cluster.link`, "Silence")."""
+
+
 class Request(NamedTuple):
     """A call to another member (an account lookup, a binding save …); ``id`` pairs the answer."""
 
@@ -99,9 +109,9 @@ class Response(NamedTuple):
     error: str | None = None
 
 
-Frame = Hello | Relay | Request | Response | Emit
+Frame = Hello | Relay | Request | Response | Emit | Ping
 
-_KINDS: dict[type, int] = {Hello: 0, Relay: 1, Request: 2, Response: 3, Emit: 4}
+_KINDS: dict[type, int] = {Hello: 0, Relay: 1, Request: 2, Response: 3, Emit: 4, Ping: 5}
 _TYPES: dict[int, type] = {v: k for k, v in _KINDS.items()}
 
 
@@ -156,6 +166,8 @@ def _check(frame: Frame) -> None:
             and type(frame.port) is int
             and 0 <= frame.port < 65536
         )
+    elif isinstance(frame, Ping):
+        ok = True
     elif isinstance(frame, Request):
         ok = type(frame.id) is int and isinstance(frame.method, str)
         ok = ok and isinstance(frame.args, dict)

@@ -11,6 +11,14 @@ DESIGN.md "Cluster": relayed packets and member-to-member calls travel as
 - **Reconnect.** A link this member opened is re-opened after a loss, with
   exponential backoff (50 ms doubling to 2 s), for as long as the peer is wanted
   (:meth:`Links.want`, :meth:`Links.forget`: the membership view says so).
+- **Silence.** On protocol version 2 each side sends a :class:`~cluster.frames.Ping`
+  every KEEPALIVE seconds; a link on which nothing arrived for SILENT seconds is
+  *silent* (:meth:`Links.silent`): its peer is frozen, cut off or stuck, though
+  TCP holds the connection (no FIN, no RST) until the peer's lease ends, 2 s or
+  more.  The link stays open and speaks again with the peer's next frame; what
+  to do meanwhile is the caller's choice (the farm sends what any member may
+  serve, answers and in-dialog requests, to another member rather than into a
+  black hole).
 - **No unbounded queues.** :meth:`Links.send` returns False when the link is
   down or its write buffer is full; the caller decides (a relayed SIP packet is
   then dropped and counted: the sender's retransmission comes again).
@@ -21,14 +29,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Protocol
 
 from .frames import (
+    PING_VERSION,
     PROTOCOL_VERSIONS,
     Frame,
     FrameError,
     FrameReader,
     Hello,
+    Ping,
     common_version,
     encode,
 )
@@ -41,6 +52,13 @@ __all__ = ["FrameHandler", "Links"]
 WRITE_LIMIT = 4 * 1024 * 1024
 BACKOFF_FIRST = 0.05
 BACKOFF_MAX = 2.0
+#: Seconds between two Pings on a link (protocol version 2 on).
+KEEPALIVE = 0.1
+#: Seconds without a frame after which a link is silent (several Pings missed: the
+#: peer's loop has not run for that long).  Well under the lease (2 s), well over
+#: what a busy member's loop takes for one pass.
+SILENT = 0.6
+_PING = encode(Ping())
 
 
 class FrameHandler(Protocol):
@@ -61,12 +79,14 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._pending: list[bytes] = []  # frames of this loop pass, written by _flush
         self._queued = 0
+        self.heard = time.monotonic()  # when the peer's last bytes arrived
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
         transport.write(encode(Hello(self.links.token, PROTOCOL_VERSIONS)))  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
+        self.heard = time.monotonic()
         try:
             frames = self.reader.feed(data)
         except FrameError as exc:
@@ -80,6 +100,8 @@ class _Connection(asyncio.Protocol):
             if isinstance(frame, Hello):
                 self._close("a second Hello")
                 return
+            if type(frame) is Ping:
+                continue
             assert self.peer is not None
             try:
                 self.links.handler.frame_received(self.peer, frame)
@@ -130,6 +152,25 @@ class _Connection(asyncio.Protocol):
         self._queued += len(data)
         return True
 
+    def silent(self, now: float) -> bool:
+        """Nothing heard for SILENT seconds on a link that carries Pings."""
+        return (
+            self.version is not None
+            and self.version >= PING_VERSION
+            and (now - self.heard > SILENT)
+        )
+
+    def ping(self) -> None:
+        t = self.transport
+        if (
+            self.version is not None
+            and self.version >= PING_VERSION
+            and t is not None
+            and not t.is_closing()
+            and t.get_write_buffer_size() <= WRITE_LIMIT
+        ):
+            t.write(_PING)
+
     def _flush(self) -> None:
         pending, self._pending, self._queued = self._pending, [], 0
         t = self.transport
@@ -147,6 +188,7 @@ class Links:
         self._wanted: dict[str, tuple[str, int]] = {}
         self._dialing: dict[str, asyncio.Task[None]] = {}
         self._server: asyncio.AbstractServer | None = None
+        self._keepalive: asyncio.Task[None] | None = None
         self.counters: dict[str, int] = {}
 
     # -- serving ------------------------------------------------------------------------
@@ -159,9 +201,12 @@ class Links:
         )
         sock = self._server.sockets[0]
         bound = sock.getsockname()
+        self._keepalive = loop.create_task(self._pings())
         return bound[0], bound[1]
 
     async def close(self) -> None:
+        if self._keepalive is not None:
+            self._keepalive.cancel()
         self._wanted.clear()
         for task in self._dialing.values():
             task.cancel()
@@ -194,6 +239,12 @@ class Links:
     def is_up(self, peer: str) -> bool:
         return peer in self._links
 
+    def silent(self, peer: str) -> bool:
+        """Whether ``peer``'s link is up but has said nothing for SILENT seconds (module
+        docstring): :meth:`send` still queues frames on it, which may wait there long."""
+        conn = self._links.get(peer)
+        return conn is not None and conn.silent(time.monotonic())
+
     def send(self, peer: str, frame: Frame) -> bool:
         """Send ``frame`` to ``peer`` now; False when the link is down or backed up."""
         conn = self._links.get(peer)
@@ -203,6 +254,16 @@ class Links:
         return True
 
     # -- inside ------------------------------------------------------------------------
+
+    async def _pings(self) -> None:
+        while True:
+            await asyncio.sleep(KEEPALIVE)
+            now = time.monotonic()
+            for peer, conn in self._links.items():
+                conn.ping()
+                if conn.silent(now) and not conn.silent(now - KEEPALIVE):
+                    self.counters["silent"] = self.counters.get("silent", 0) + 1
+                    logger.warning("cluster link %s silent for %.1f s", peer, now - conn.heard)
 
     async def _dial(self, peer: str) -> None:
         delay = BACKOFF_FIRST

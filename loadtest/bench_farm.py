@@ -2,7 +2,8 @@
 
     .venv/bin/python loadtest/bench_farm.py [--reg-rate 500] [--call-rate 200]
                                             [--duration 10] [--hold 1] [--accounts 2000]
-                                            [--configs single,farm1,farm] [--runs 2]
+                                            [--configs single,farm1,farm,farm-nosync]
+                                            [--runs 2]
                                             [--loads registrations,calls] [--profile DIR]
 
 Issue 5 item 9 and its target "CPU per call in the farm with relaying <= 1.3 x CPU per
@@ -20,6 +21,10 @@ machine falls on every configuration alike:
   bound to the same address with SO_REUSEPORT, the kernel spreading UDP flows over
   them by 4-tuple.  SIPp sends with one socket per call (``-t un``) so that calls
   spread; the UAS is one socket, so everything it sends lands on one member.
+- ``farm-nosync`` (only with ``--configs``): ``farm`` with ``--no-sync``, bindings not
+  fsynced before their 200 OK; farm over farm-nosync is what durability costs (issue 6:
+  durable registrations at >= 80 % of the rate without; run the registrations above
+  what the farm passes, ``--reg-rate 1500``, to compare the rates reached).
 
 Each runs, at a fixed rate that both pass (not a sweep), after a short warm-up of each:
 
@@ -83,8 +88,12 @@ import harness
 logger = logging.getLogger("bench_farm")
 
 #: single: one member, no farm; farm1: ``sipfarm up --members 1`` (etcd, bindings written
-#: to storage, no relays); farm: ``sipfarm up --members N`` (N = --members, 2).
-CONFIGS = ("single", "farm1", "farm")
+#: to storage, no relays); farm: ``sipfarm up --members N`` (N = --members, 2), bindings
+#: fsynced by group commit before each 200 OK; farm-nosync: the same with ``--no-sync``
+#: (bindings survive a member's death, not the host's): durability's cost.
+CONFIGS = ("single", "farm1", "farm", "farm-nosync")
+#: Issue 6: durable registrations at >= 80 % of the rate without durability.
+DURABLE_TARGET = 0.8
 DOMAIN = bench_register.DOMAIN
 #: Where the registration contacts point (nothing listens: a registrar never calls them).
 CONTACT_PORT = 5999
@@ -315,7 +324,7 @@ def _farm_members(data: Path) -> list[Member] | None:
 
 @contextlib.contextmanager
 def one_host_farm(
-    accounts: Accounts, workdir: Path, members: int, name: str = "farm"
+    accounts: Accounts, workdir: Path, members: int, name: str = "farm", *extra: str
 ) -> Iterator[Server]:
     """``sipfarm up --members N``: ready once every member is ready in a ring of N.
 
@@ -326,7 +335,7 @@ def one_host_farm(
     data = accounts.data
     argv = (
         str(harness.SIPFARM), "up", "--sip", f"{host}:{harness.SIP_PORT}",
-        "--members", str(members), "--data", str(data),
+        "--members", str(members), "--data", str(data), *extra,
     )  # fmt: skip
     log = workdir / "farm.log"
     process = _spawn(argv, log, workdir)
@@ -656,6 +665,9 @@ def start(config: str, accounts: Accounts, workdir: Path, members: int) -> Itera
     elif config == "farm1":
         with one_host_farm(accounts, workdir, 1, "farm1") as server:
             yield server
+    elif config == "farm-nosync":
+        with one_host_farm(accounts, workdir, members, config, "--no-sync") as server:
+            yield server
     else:
         with one_host_farm(accounts, workdir, members) as server:
             yield server
@@ -790,6 +802,19 @@ def format_report(results: Sequence[LoadResult], errors: dict[str, str],
                 f"{load:>13}: {top} {a.cpu_us_per_call:.0f} us / {bottom} "
                 f"{b.cpu_us_per_call:.0f} us = {ratio:.2f} x{target}"
             )
+    lines += ["", "== durability (group commit with fsync) against none"]
+    of = {r.config: r for r in results if r.load == "registrations"}
+    durable, loose = of.get("farm"), of.get("farm-nosync")
+    if durable and loose and loose.achieved_rate:
+        ratio = durable.achieved_rate / loose.achieved_rate
+        verdict = "meets" if ratio >= DURABLE_TARGET else "MISSES"
+        p99 = {r.config: (r.rtt_ms.p99 if r.rtt_ms else None) for r in (durable, loose)}
+        lines.append(
+            f"registrations: {durable.achieved_rate:.0f}/s durable / {loose.achieved_rate:.0f}/s "
+            f"without = {ratio:.2f} ({verdict} the target >= {DURABLE_TARGET}); p99 "
+            f"{p99['farm']} / {p99['farm-nosync']} ms; CPU "
+            f"{_us(durable.cpu_us_per_call)} / {_us(loose.cpu_us_per_call)} per registration"
+        )
     for config, error in errors.items():
         lines.append(f"{config}: stopped early: {error.splitlines()[0]}")
     return "\n".join(lines)
@@ -840,7 +865,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--members", type=int, default=2, help="farm members (2)")
     parser.add_argument("--configs", default="single,farm",
                         help="configurations, in order: single, farm1 (up --members 1: the "
-                        "farm's cost without relays), farm (single,farm)")  # fmt: skip
+                        "farm's cost without relays), farm, farm-nosync (farm with --no-sync: "
+                        "durability's cost) (single,farm)")  # fmt: skip
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="record every member with py-spy during each measured load, "
                         "collapsed stacks into DIR (the CPU figures then include py-spy's "

@@ -282,23 +282,26 @@ class AccountStore:
         """The account's ``account.info``, or None when it has none (or no such account)."""
         return read_first(self.layout.info_paths(account_name(user), domain_name(domain)))
 
-    def write_info(self, user: str, domain: str, data: bytes, *, writer: str) -> None:
-        """Replace the account's ``account.info`` atomically (NoSuchAccount without one).
+    def write_info(self, user: str, domain: str, data: bytes, *, writer: str) -> Path:
+        """Replace the account's ``account.info`` atomically (NoSuchAccount without one);
+        returns the path written.
 
         Written on the request path (a binding before its 200 OK), so it is the
         cheapest atomic replace: a temporary file named after ``writer`` (the one
         member that writes this account: its owner; no two writers share a name, so
-        no random name and no O_EXCL retry), then a rename.  No fsync: the file
-        survives the death of the member (the page cache has it), not a crash of the
-        host; group commit with fsync is the account store issue's.
+        no random name and no O_EXCL retry), then a rename.  No fsync here: the file
+        survives the death of the member (the page cache has it); the caller hands
+        the path to :class:`mail.commit.GroupCommit`, which makes it survive a crash
+        of the host before the answer that depends on it leaves.
         """
         user, domain = account_name(user), domain_name(domain)
-        self._write(INFO, user, domain, lambda path: write_fast(path, data, writer))
+        return self._write(INFO, user, domain, lambda path: write_fast(path, data, writer))
 
     # -- helpers
 
-    def _write(self, kind: str, user: str, domain: str, put: Callable[[Path], None]) -> None:
-        """Write ``account.<kind>`` where the account is (see the module docstring)."""
+    def _write(self, kind: str, user: str, domain: str, put: Callable[[Path], None]) -> Path:
+        """Write ``account.<kind>`` where the account is (see the module docstring); the
+        path written."""
         shapes = self.layout.shapes_of(domain)
         current = shapes[0]
         if current.fast:
@@ -308,18 +311,18 @@ class AccountStore:
             for _ in range(WRITE_ATTEMPTS):
                 try:
                     put(path)
-                    return
+                    return path
                 except (FileNotFoundError, NotADirectoryError):
                     path.parent.mkdir(parents=True, exist_ok=True)
             put(path)
-            return
+            return path
         name = f"account.{kind}"
         dirs = self.layout.account_dirs(user, domain)
         for _ in range(WRITE_ATTEMPTS if len(dirs) > 1 else 1):
             for account_dir in dirs:
                 try:
                     put(account_dir / name)
-                    return
+                    return account_dir / name
                 except (FileNotFoundError, NotADirectoryError):
                     continue
         raise NoSuchAccount(f"{user}@{domain}")

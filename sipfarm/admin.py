@@ -11,10 +11,13 @@ h11 speaks HTTP/1.1; this module maps four routes onto the member:
   at work any more (those that only absorb retransmissions may remain) and no
   dialog it record-routed is up (a 2xx to INVITE opens one, a 2xx to BYE closes
   it), and the member can be stopped for a rolling update;
-- ``POST /ready``: back into rotation.
+- ``POST /ready``: back into rotation;
+- ``/domains…``: the provisioning API (:mod:`sipfarm.provisioning`), behind the
+  admin password, run in a worker thread while the member keeps serving.
 
 Anything else gets 404 (405 for a known path with the wrong method); a request
-head larger than 8 KiB, or one that is not HTTP, closes the connection.
+head larger than 8 KiB, or one that is not HTTP, closes the connection; a body
+larger than 1 MiB gets 413.  Requests on one connection are answered in order.
 """
 
 from __future__ import annotations
@@ -23,9 +26,12 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import h11
+
+from .provisioning import MAX_BODY, Answer, Provisioning
 
 logger = logging.getLogger(__name__)
 
@@ -48,18 +54,32 @@ class Drainable(Protocol):
 
     def view(self) -> dict[str, Any] | None: ...
 
+    @property
+    def provisioning(self) -> Provisioning | None: ...
+
 
 class _Http(asyncio.Protocol):
     def __init__(self, member: Drainable) -> None:
         self.member = member
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
         self.transport: asyncio.Transport | None = None
+        self._request: h11.Request | None = None
+        self._body: list[bytes] = []
+        self._size = 0
+        self._busy = False  # an answer is being made off the loop: events wait
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
         self.conn.receive_data(data)
+        if not self._busy:
+            self._run()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+
+    def _run(self) -> None:
         try:
             self._events()
         except h11.RemoteProtocolError as exc:
@@ -69,23 +89,69 @@ class _Http(asyncio.Protocol):
             self._close()
 
     def _events(self) -> None:
-        request: h11.Request | None = None
-        while True:
+        while not self._busy:
             event = self.conn.next_event()
             if event is h11.NEED_DATA:
                 return
             if isinstance(event, h11.Request):
-                request = event
-            elif isinstance(event, h11.EndOfMessage) and request is not None:
-                self._answer(request)
-                request = None
-                if self.conn.our_state is h11.MUST_CLOSE:
-                    self._close()
+                self._request, self._body, self._size = event, [], 0
+            elif isinstance(event, h11.Data):
+                self._size += len(event.data)
+                if self._size <= MAX_BODY:
+                    self._body.append(event.data)
+            elif isinstance(event, h11.EndOfMessage) and self._request is not None:
+                request, self._request = self._request, None
+                if self._size > MAX_BODY:
+                    self._json(413, {"error": f"the body is over {MAX_BODY} bytes"})
+                elif self._provision(request, b"".join(self._body)):
+                    return  # answered when the worker is done (_provided)
+                else:
+                    self._answer(request)
+                if not self._next():
                     return
-                self.conn.start_next_cycle()
             elif isinstance(event, h11.ConnectionClosed):
                 self._close()
                 return
+
+    def _next(self) -> bool:
+        """After an answer: the next request on the connection, or close; False when closed."""
+        if self.conn.our_state is h11.MUST_CLOSE:
+            self._close()
+            return False
+        self.conn.start_next_cycle()
+        return True
+
+    def _provision(self, request: h11.Request, body: bytes) -> bool:
+        """A provisioning request: answered off the loop; True when it is one."""
+        provisioning = self.member.provisioning
+        path = request.target.decode("ascii", "replace").split("?", 1)[0]
+        if provisioning is None or not provisioning.serves(path):
+            return False
+        authorization = dict(request.headers).get(b"authorization")
+        if not provisioning.authorized(authorization):
+            self._json(401, {"error": "the admin password is needed"}, provisioning.challenge())
+            return False  # answered: the caller goes on with the next request
+        self._busy = True
+        method = request.method.decode("ascii", "replace")
+        work = asyncio.get_running_loop().run_in_executor(
+            None, provisioning.handle, method, path, body
+        )
+        work.add_done_callback(self._provided)
+        return True
+
+    def _provided(self, work: asyncio.Future[Answer]) -> None:
+        self._busy = False
+        if self.transport is None:
+            return  # the client went away meanwhile
+        try:
+            status, body = work.result()
+        except Exception:
+            logger.exception("provisioning failed")
+            status, body = 500, {"error": "internal error (logged)"}
+        extra = [("Allow", body["allow"])] if status == 405 and body else []
+        self._json(status, body, extra)
+        if self._next():
+            self._run()
 
     def _answer(self, request: h11.Request) -> None:
         method = request.method.decode()
@@ -101,7 +167,7 @@ class _Http(asyncio.Protocol):
             self._json(404, {"error": f"no such path: {path}"})
             return
         if method != routes[path]:
-            self._json(405, {"error": f"{path} takes {routes[path]}"}, allow=routes[path])
+            self._json(405, {"error": f"{path} takes {routes[path]}"}, [("Allow", routes[path])])
             return
         if path == "/not-ready":
             member.set_ready(False)
@@ -122,13 +188,16 @@ class _Http(asyncio.Protocol):
             },
         )
 
-    def _json(self, status: int, body: dict[str, Any], allow: str | None = None) -> None:
-        data = (json.dumps(body, sort_keys=True) + "\n").encode()
-        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
-        if allow:
-            headers.append(("Allow", allow))
+    def _json(
+        self, status: int, body: dict[str, Any] | None, extra: Sequence[tuple[str, str]] = ()
+    ) -> None:
+        data = b"" if body is None else (json.dumps(body, sort_keys=True) + "\n").encode()
+        headers = [*extra]
+        if status != 204:
+            headers += [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
         self._write(h11.Response(status_code=status, headers=headers))
-        self._write(h11.Data(data=data))
+        if data:
+            self._write(h11.Data(data=data))
         self._write(h11.EndOfMessage())
 
     def _send_error(self, status: int, why: str) -> None:

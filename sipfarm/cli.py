@@ -28,7 +28,7 @@ from cluster.etcd import PREFIX
 from cluster.etcdproc import EtcdError
 from cluster.membership import ROLES, MemberInfo, View, decode_member
 from cluster.ring import Ring
-from mail import names
+from mail import names, provision
 from mail.errors import (
     AccountExists,
     AccountStoreError,
@@ -37,14 +37,14 @@ from mail.errors import (
     NoSuchAccount,
     NoSuchDomain,
 )
-from mail.foldering import NONE, BadLayout, Method, fast_index
-from mail.mover import Mover
+from mail.foldering import BadLayout, Method, fast_index
 from mail.store import AccountStore
 
 from . import __version__
 from .log import setup as setup_logging
 from .node import Member, MemberConfig
 from .ownership import is_token
+from .provisioning import PASSWORD_FILE, set_admin_password
 from .up import FarmBusy, FarmConfig, address_text, farm_running, read_farm
 from .up import run as run_farm
 
@@ -260,6 +260,14 @@ def _add_store_commands(sub: argparse._SubParsersAction[_Parser]) -> None:
     x.add_argument("file", type=Path, metavar="FILE.csv")
     _add_data(x)
 
+    adm = sub.add_parser("admin", help="the provisioning API's admin password")
+    admsub = adm.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    x = admsub.add_parser(
+        "password", help="set the admin password of the HTTP provisioning API (user admin)"
+    )
+    x.add_argument("--password", required=True, metavar="PW")
+    _add_data(x)
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="sipfarm", description="A SIP Farm signaling server.")
@@ -340,6 +348,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LIST",
         help="digest challenges offered, in order (default MD5,SHA-256)",
     )
+    m.add_argument(
+        "--no-sync",
+        dest="sync",
+        action="store_false",
+        help="answer REGISTER without fsyncing its bindings first (they survive a member's "
+        "death, not the host's; for benchmarks)",
+    )
     m.add_argument("--debug", action="store_true", help="log every packet")
 
     for name, text in (
@@ -393,6 +408,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_prefix,
         metavar="PREFIX",
         help="address or prefix whose requests are not challenged (repeatable)",
+    )
+    u.add_argument(
+        "--no-sync",
+        dest="sync",
+        action="store_false",
+        help="answer REGISTER without fsyncing its bindings first (they survive a member's "
+        "death, not the host's; for benchmarks)",
     )
     u.add_argument("--debug", action="store_true", help="log every packet")
     _add_store_commands(sub)
@@ -458,6 +480,21 @@ def _admin(command: str, address: tuple[str, int]) -> int:
     return 0 if answer.status == 200 else EXIT_STORE
 
 
+def _admin_password(args: argparse.Namespace) -> int:
+    """``admin password``: kept as its SHA-256 in the data directory (every member reads it)."""
+    try:
+        args.data.mkdir(parents=True, exist_ok=True)
+        set_admin_password(args.data, args.password)
+    except ValueError as exc:
+        print(f"sipfarm: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"sipfarm: {_describe(exc)}", file=sys.stderr)
+        return EXIT_STORE
+    print(f"admin password set in {args.data / PASSWORD_FILE}")
+    return 0
+
+
 def _run_store(args: argparse.Namespace) -> int:
     """``domain`` and ``account``: one line (or the list) on stdout, one error line on stderr."""
     store = AccountStore(args.data)
@@ -506,50 +543,30 @@ def _store_action(store: AccountStore, args: argparse.Namespace) -> list[str]:
     raise AssertionError(what)
 
 
-def _shape_text(store: AccountStore, domain: str) -> str:
-    shape = store.domain_shape(domain)
-    folders = store.layout.shapes.store().domain_foldering
-    return (
-        f"domain {domain}: account foldering {shape.account_foldering}, "
-        f"fast storage {shape.fast}, domain foldering {folders}"
-    )
-
-
 def _domain_add(store: AccountStore, args: argparse.Namespace) -> list[str]:
     """``domain add``: ``--domain-foldering`` only sets the store's while it has no domain."""
-    if args.domain_foldering is not None:
-        current = store.layout.shapes.store().domain_foldering
-        if args.domain_foldering != current:
-            if store.domains():
-                raise BadLayout(
-                    f"the store's domain foldering is {current}; 'sipfarm domain set "
-                    f"{args.domain} --domain-foldering {args.domain_foldering}' switches it "
-                    "(and moves every domain)"
-                )
-            Mover(store, grace=0).set_store(args.domain_foldering)
-    store.add_domain(
+    view = provision.add_domain(
+        store,
         args.domain,
-        account_foldering=args.account_foldering or NONE,
-        fast=args.fast_storage or 0,
+        account_foldering=args.account_foldering,
+        domain_foldering=args.domain_foldering,
+        fast=args.fast_storage,
     )
-    return [f"{_shape_text(store, args.domain)} (added)"]
+    return [f"{view} (added)"]
 
 
 def _domain_set(store: AccountStore, args: argparse.Namespace) -> list[str]:
     """``domain set``: the switch; the move runs here, with progress, then one line each."""
-    store.domain_path(args.domain)
-    mover = Mover(store, progress=_progress)
-    reports = []
-    if args.domain_foldering is not None:
-        reports += mover.set_store(args.domain_foldering)
-    if args.account_foldering is not None or args.fast_storage is not None:
-        reports += mover.set_domain(
-            args.domain, account_foldering=args.account_foldering, fast=args.fast_storage
-        )
-    if (args.domain_foldering, args.account_foldering, args.fast_storage) == (None, None, None):
-        reports += mover.finish()
+    reports, view = provision.set_domain(
+        store,
+        args.domain,
+        account_foldering=args.account_foldering,
+        domain_foldering=args.domain_foldering,
+        fast=args.fast_storage,
+        progress=_progress,
+    )
     lines = [f"moved {r.what}: {r.moved} moved in {r.seconds:.1f} s" for r in reports]
-    return [*lines, _shape_text(store, args.domain)]
+    return [*lines, str(view)]
 
 
 class BadImport(ValueError):
@@ -758,6 +775,7 @@ def _member_config(args: argparse.Namespace) -> MemberConfig:
         etcd=args.etcd,
         cluster=args.cluster,
         roles=args.roles,
+        sync=args.sync,
     )
     if args.token:
         config = dataclasses.replace(config, token=args.token)
@@ -795,6 +813,7 @@ def _run_up(args: argparse.Namespace) -> int:
         advertise=_advertised(host, port, args.advertise),
         debug=args.debug,
         trusted=tuple(args.trusted),
+        sync=args.sync,
     )
     try:
         return run_farm(config)
@@ -829,6 +848,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _run_up(args)
     if args.command == "status":
         return _run_status(args)
+    if args.command == "admin":
+        return _admin_password(args)
     if args.command in ("domain", "account"):
         return _run_store(args)
     if args.command in ("not-ready", "ready"):

@@ -52,6 +52,7 @@ from cluster.link import Links
 from cluster.membership import MemberState
 from cluster.membership import View as MembershipView
 from cluster.ring import Ring
+from mail.commit import GroupCommit
 from mail.errors import AccountStoreError
 from mail.store import AccountStore
 
@@ -130,10 +131,13 @@ class AccountBindings:
     holder only in the incarnation that wrote it.
     """
 
-    def __init__(self, store: AccountStore, flows: Flows, me: str) -> None:
+    def __init__(
+        self, store: AccountStore, flows: Flows, me: str, commit: GroupCommit | None = None
+    ) -> None:
         self.store = store
         self.flows = flows
         self.me = me
+        self.commit = commit if commit is not None else GroupCommit()
         self.counters: dict[str, int] = {}
         self.incarnation: Callable[[str], int | None] = lambda token: None
 
@@ -170,10 +174,11 @@ class AccountBindings:
             raise BindingsNotSaved("No Account For This Address")
         records = [(b, self._holder(b.source)) for b in bindings]
         try:
-            self.store.write_info(*names, encode_bindings(records), writer=self.me)
+            path = self.store.write_info(*names, encode_bindings(records), writer=self.me)
         except (AccountStoreError, OSError) as exc:
             logger.error("bindings of %s not written: %s", aor, exc)
             raise BindingsNotSaved() from None
+        self.commit.written(path)  # the 200 OK waits for it (Farm.dispatch)
         self.counters["bindings_written"] = self.counters.get("bindings_written", 0) + 1
 
     def _holder(self, source: Source) -> str | None:
@@ -253,6 +258,7 @@ class Farm:
         self._send = send  # the member's sockets
         self._drain = drain  # discards what waits in the member's UDP socket
         storage.incarnation = self._incarnation
+        self.commit = storage.commit
         self.cluster = cluster
         self.farm_addresses = farm_addresses
         self.sip = sip
@@ -421,7 +427,12 @@ class Farm:
                 owner = place(p, self.route, now)
         if owner is not None:
             relay = Relay(data, source.transport, source.host, source.port, self.me)
-            if self.links.send(owner, relay):
+            # What any member may serve (a response; an in-dialog request on its route
+            # set, the ACK of a 2xx among them: loose routing needs no state) does not
+            # wait for a silent owner.  The ACK of a non-2xx (no Route) does: only its
+            # transaction absorbs it.
+            stateless = p.status is not None or (p.to_tag is not None and p.route is not None)
+            if not (stateless and self.links.silent(owner)) and self.links.send(owner, relay):
                 self._count("relayed_out")
                 return []
             # The owner is out of reach (it may have just died, before the view says
@@ -430,7 +441,7 @@ class Farm:
             # and the rest of the transaction meet it there whoever receives them.
             self._count("relay_refused")
             for standby in self.route.ring.owners(key or p.call_id or b"", len(self.route.ring)):
-                if standby == owner:
+                if standby == owner or (stateless and self.links.silent(standby)):
                     continue
                 if standby == self.me:
                     break
@@ -455,11 +466,26 @@ class Farm:
         return outcome
 
     def dispatch(self, sends: list[Send]) -> None:
+        """Send ``sends`` once the bindings written so far are durable, in order.
+
+        While a group commit is pending (:mod:`mail.commit`), what the core says
+        waits behind it: the 200 OK of a REGISTER whose binding is not yet on
+        stable storage, and whatever comes after it, so that answers keep their
+        order.  Nothing waits when nothing was written.
+        """
+        commit = self.commit
+        if commit.pending:
+            commit.after(lambda: self._route(sends))
+        else:
+            self._route(sends)
+
+    def _route(self, sends: list[Send]) -> None:
         """Send through the member that holds each destination's flow (module docstring).
 
-        A flow whose holder is unknown, gone or out of reach (its link is down: it
-        may have just died) is claimed by the first member, in the ring's order for
-        that address, that this member can reach: the same member whoever sends.
+        A flow whose holder is unknown, gone or out of reach (its link is down or
+        silent: it may have just died, or be frozen or cut off) is claimed by the
+        first member, in the ring's order for that address, that this member can
+        reach: the same member whoever sends.
         Behind a DNAT balancer with SNAT of the members' own flows, two members
         sending to one phone from the VIP would clash in the balancer's conntrack,
         and the second one's packets would be dropped.
@@ -480,6 +506,7 @@ class Farm:
             if (
                 holder is not None
                 and holder in live
+                and not self.links.silent(holder)
                 and self.links.send(holder, Emit(send.data, transport, host, port))
             ):
                 self._count("emitted")
@@ -498,7 +525,7 @@ class Farm:
         transport, host, port = key
         ring = self.route.ring
         for candidate in ring.owners(f"{transport}:{host}:{port}", len(ring)):
-            if candidate == unreachable:
+            if candidate == unreachable or self.links.silent(candidate):
                 continue
             if candidate == self.me or (candidate in self._same_socket and transport == "UDP"):
                 break
@@ -665,7 +692,7 @@ class Farm:
                     "sip": list(m.sip) if m.sip else None,
                     "http": list(m.http) if m.http else None,
                     "roles": sorted(m.roles),
-                    "link": t == self.me or self.links.is_up(t),
+                    "link": t == self.me or (self.links.is_up(t) and not self.links.silent(t)),
                 }
                 for t, m in sorted(view.members.items())
             },

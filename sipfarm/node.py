@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mail.api import AccountRecord
+from mail.commit import GroupCommit
 from mail.directory import Directory
 from mail.mover import finish_pending
 from mail.store import AccountStore
@@ -38,6 +39,7 @@ from .admin import AdminServer
 from .core import CoreConfig, SipCore
 from .farm import AccountBindings, Farm, FarmLocation
 from .flows import Flows
+from .provisioning import Provisioning
 from .registrar import Location, MemoryLocation, StoredLocation
 from .transport import TcpServer, TransportConfig, UdpServer, bind_udp
 from .transport.ratelimit import RateLimitedLog
@@ -77,6 +79,9 @@ class MemberConfig:
     etcd: tuple[str, int] | None = None
     cluster: tuple[str, int] | None = None  # the cluster link's address (required with etcd)
     roles: frozenset[str] = frozenset({"frontend", "backend"})
+    # Bindings fsynced (group commit) before their 200 OK; off: they survive the
+    # member's death (page cache), not the host's (the benchmarks' baseline).
+    sync: bool = True
     # UDP receive queue fill that starts shedding new requests (a quarter of the 4 MiB
     # buffer is some 250 ms of work: about when callers start to retransmit, T1 = 500 ms)
     overload_on: float = 0.25
@@ -152,7 +157,7 @@ class Member:
         if config.etcd is not None:
             if store is None or config.cluster is None:
                 raise ValueError("a farm member needs a data directory and a cluster address")
-            storage = AccountBindings(store, flows, config.token)
+            storage = AccountBindings(store, flows, config.token, GroupCommit(enabled=config.sync))
             stored = StoredLocation(storage)
             location = FarmLocation(
                 stored, owns=lambda aor: self.farm is None or self.farm.owns(aor)
@@ -205,6 +210,9 @@ class Member:
         self._overload_log = RateLimitedLog(logger, interval=10.0, burst=4)
         self.token = config.token
         self._store = store
+        self.provisioning = (
+            Provisioning(store, config.data) if store is not None and config.data else None
+        )
         self._admin = AdminServer(self) if config.http is not None else None
 
     # -- health and drain (sipfarm.admin) -----------------------------------------------
@@ -406,6 +414,7 @@ class Member:
         if self.farm is not None:
             out.update(self.farm.counters)
             out.update(self.farm.links.counters)
+            out.update({f"commit_{k}": v for k, v in self.farm.commit.counters.items()})
             out["flows_held_elsewhere"] = len(self.farm.flows)
             out["received"] = self.farm.received
         return out

@@ -94,6 +94,7 @@ class FarmConfig:
     advertise: tuple[str, int]
     debug: bool = False
     trusted: tuple[str, ...] = ()  # sources whose requests are not challenged
+    sync: bool = True  # bindings fsynced before their 200 OK (member --no-sync)
     inner: str = "127.0.0.1"  # where etcd, the cluster links and the admin endpoints listen
     stop_grace: float = 10.0
     python: str = field(default_factory=lambda: sys.executable)
@@ -263,6 +264,8 @@ class Farm:
         ]  # fmt: skip
         for prefix in cfg.trusted:
             argv += ["--trusted", prefix]
+        if not cfg.sync:
+            argv.append("--no-sync")
         return [*argv, "--debug"] if cfg.debug else argv
 
     async def run(self) -> int:

@@ -64,7 +64,11 @@ def test_rolling_update_under_load(farm_factory: Farm, tmp_path: Path, rate: int
         def idle(name: str = name, seen: list[str] = seen, since: float = drained) -> bool:
             st = farm.status(name)
             if st:
-                seen.append(f"{time.time() - since:.0f}s:{st['counters'].get('transactions')}")
+                c = st["counters"]
+                seen.append(
+                    f"{time.time() - since:.0f}s:{c.get('transactions')}"
+                    f"/{c.get('transactions_active')}/{c.get('dialogs')}"
+                )
             return bool(st and st.get("idle"))
 
         try:

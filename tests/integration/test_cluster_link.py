@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 
 import pytest
 
-from cluster.frames import Frame, Hello, Relay, encode
-from cluster.link import Links
+from cluster.frames import Frame, FrameReader, Hello, Ping, Relay, encode
+from cluster.link import SILENT, Links
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -110,6 +111,42 @@ def test_a_peer_that_does_not_speak_the_protocol_is_closed(first: bytes) -> None
             writer.close()
             assert inbox.frames == []
             assert not b.is_up("x9")
+        finally:
+            await b.close()
+
+    run(main)
+
+
+@pytest.mark.parametrize("version", [2, 1])
+def test_a_peer_that_stops_speaking_is_silent_until_it_speaks_again(version: int) -> None:
+    """A frozen or cut-off peer keeps its TCP connection: only its silence tells.
+    A peer of the previous release (version 1: no Pings) is never taken as silent."""
+
+    async def main() -> None:
+        inbox = Inbox()
+        b = Links("b2", inbox)
+        host, port = await b.listen("127.0.0.75", 0)
+        try:
+            reader, writer = await asyncio.open_connection(host, port)
+            writer.write(encode(Hello("x9", (version,))))
+            await writer.drain()
+            await until(lambda: b.is_up("x9"))
+            assert not b.silent("x9")
+            pings = FrameReader()
+            heard: list[Frame] = []
+            for _ in range(int(SILENT / 0.05) + 6):  # b pings us meanwhile (version 2)
+                await asyncio.sleep(0.05)
+                with contextlib.suppress(TimeoutError):
+                    heard += pings.feed(await asyncio.wait_for(reader.read(4096), 0.001))
+            assert b.is_up("x9")  # the connection stays …
+            assert b.silent("x9") is (version == 2)  # … but says nothing
+            assert (Ping() in heard) is (version == 2)
+            writer.write(encode(Ping()) if version == 2 else b"")
+            await writer.drain()
+            await until(lambda: not b.silent("x9"))
+            assert b.send("x9", Relay(INVITE, "UDP", "198.51.100.1", 5060, "b2"))
+            assert inbox.frames == []  # Pings are the link's own, never the handler's
+            writer.close()
         finally:
             await b.close()
 

@@ -13,6 +13,7 @@ from cluster.frames import (
     FrameError,
     FrameReader,
     Hello,
+    Ping,
     Relay,
     Request,
     Response,
@@ -47,6 +48,7 @@ FRAMES = st.one_of(
         st.dictionaries(st.text(max_size=8), st.text(max_size=20), max_size=4),
     ),
     st.builds(Response, st.integers(0, 2**40), st.text(max_size=20), st.none()),
+    st.builds(Ping),
 )
 
 
@@ -101,10 +103,17 @@ def test_garbage_is_a_frame_error_or_frames_never_anything_else(data: bytes) -> 
         frames = FrameReader().feed(data)
     except FrameError:
         return
-    assert all(isinstance(f, Hello | Relay | Request | Response) for f in frames)
+    assert all(isinstance(f, Hello | Relay | Request | Response | Emit | Ping) for f in frames)
 
 
 def test_versions_meet_on_the_newest_both_speak() -> None:
     assert common_version((1, 2), (2, 3)) == 2
     assert common_version((1,), (2,)) is None
     assert common_version(PROTOCOL_VERSIONS, PROTOCOL_VERSIONS) == max(PROTOCOL_VERSIONS)
+    # a member of the previous release (version 1 only) still links with this one
+    assert common_version(PROTOCOL_VERSIONS, (1,)) == 1
+
+
+def test_a_ping_is_one_small_frame() -> None:
+    assert FrameReader().feed(encode(Ping()) * 3) == [Ping(), Ping(), Ping()]
+    assert len(encode(Ping())) == 2

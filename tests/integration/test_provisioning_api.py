@@ -1,0 +1,153 @@
+"""The HTTP provisioning API of a real member (`--http`): domains and accounts over JSON,
+the foldering switch, the admin password, and clear errors (400 with what is wrong, 401,
+404, 405, 409, 413)."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from sipp import SIPFARM, Member, free_port, fresh_loopback, start_member, stop_process
+from sippcalls import make_data
+
+pytestmark = pytest.mark.timeout(90)
+
+PASSWORD = "s3cret-admin"
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[tuple[Member, int]]:
+    data = make_data(tmp_path / "data", {"bob": "secret"})
+    set_password = subprocess.run(
+        [str(SIPFARM), "admin", "password", "--password", PASSWORD, "--data", str(data)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert set_password.returncode == 0, set_password.stderr
+    host = fresh_loopback()
+    port = free_port(host)
+    started = start_member(
+        tmp_path, host=host, extra=["--data", str(data), "--http", f"{host}:{port}"]
+    )
+    try:
+        yield started, port
+    finally:
+        status = stop_process(started.process)
+    assert status == 0, f"member exited {status}:\n{started.stderr_text()}"
+
+
+def call(
+    target: tuple[Member, int],
+    method: str,
+    path: str,
+    body: object = None,
+    *,
+    password: str | None = PASSWORD,
+    raw: bytes | None = None,
+) -> tuple[int, dict[str, object] | None, dict[str, str]]:
+    m, port = target
+    conn = http.client.HTTPConnection(m.host, port, timeout=30)
+    headers = {"Content-Type": "application/json"}
+    if password is not None:
+        token = base64.b64encode(f"admin:{password}".encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    try:
+        conn.request(method, path, body=data, headers=headers)
+        r = conn.getresponse()
+        text = r.read()
+        return r.status, (json.loads(text) if text else None), dict(r.getheaders())
+    finally:
+        conn.close()
+
+
+def test_domains_and_accounts_round_trip(api: tuple[Member, int]) -> None:
+    status, body, _ = call(api, "POST", "/domains", {"domain": "Corp.Example", "fast_storage": 0})
+    assert status == 201
+    assert body == {
+        "domain": "corp.example",
+        "account_foldering": "none",
+        "fast_storage": 0,
+        "domain_foldering": "none",
+    }
+    assert call(api, "GET", "/domains")[:2] == (200, {"domains": ["corp.example", "example.com"]})
+    status, body, _ = call(
+        api, "POST", "/domains/corp.example/accounts", {"user": "Jöhn", "password": "pw1"}
+    )
+    assert status == 201
+    assert body == {
+        "user": "jöhn",
+        "domain": "corp.example",
+        "realm": "corp.example",
+        "algorithms": ["MD5", "SHA-256"],
+    }
+    path = f"/domains/corp.example/accounts/{quote('jöhn')}"
+    assert call(api, "GET", path)[:2] == (200, body)
+    assert call(api, "GET", "/domains/corp.example/accounts")[:2] == (
+        200,
+        {"accounts": ["jöhn"]},
+    )
+    assert call(api, "PUT", path + "/password", {"password": "pw2"})[0] == 200
+    # the switch while serving: account foldering 1/1, then fast storage
+    status, body, _ = call(api, "PATCH", "/domains/corp.example", {"account_foldering": "1/1"})
+    assert status == 200 and body is not None
+    assert body["account_foldering"] == "1/1"
+    assert [mv["moved"] for mv in body["moves"]] == [1]  # type: ignore[index, union-attr]
+    assert call(api, "GET", path)[0] == 200  # found where it moved
+    assert call(api, "DELETE", path)[:2] == (204, None)
+    assert call(api, "GET", path)[0] == 404
+    assert call(api, "DELETE", "/domains/corp.example")[:2] == (204, None)
+    assert call(api, "GET", "/domains")[:2] == (200, {"domains": ["example.com"]})
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "says"),
+    [
+        ("POST", "/domains", {"domain": "example.com"}, 409, "exists already"),
+        ("POST", "/domains", {}, 400, "missing: domain"),
+        ("POST", "/domains", {"domain": "x.example", "colour": 1}, 400, "unknown fields"),
+        ("POST", "/domains", {"domain": "../etc"}, 400, ""),
+        ("POST", "/domains", {"domain": "y.example", "account_foldering": "9/x"}, 400, "method"),
+        ("POST", "/domains", {"domain": "y.example", "fast_storage": "2"}, 400, "integer"),
+        ("POST", "/domains", [1, 2], 400, "JSON object"),
+        ("GET", "/domains/nowhere.example", None, 404, "no such domain"),
+        ("POST", "/domains/nowhere.example/accounts", {"user": "a", "password": "p"}, 404, ""),
+        ("POST", "/domains/example.com/accounts", {"user": "bob", "password": "p"}, 409, ""),
+        ("POST", "/domains/example.com/accounts", {"user": "carol"}, 400, "missing: password"),
+        ("GET", "/domains/example.com/accounts/nobody", None, 404, "no such account"),
+        ("PUT", "/domains/example.com/accounts/bob/password", {"password": ""}, 400, "non-empty"),
+        ("POST", "/domains/example.com/accounts/bob", None, 405, "takes GET, DELETE"),
+        ("GET", "/domains/example.com/things", None, 404, "no such path"),
+    ],
+)
+def test_bad_requests_get_clear_answers(
+    api: tuple[Member, int], method: str, path: str, body: object, status: int, says: str
+) -> None:
+    got, answer, headers = call(api, method, path, body)
+    assert got == status, answer
+    assert answer is not None and says in str(answer["error"])
+    if status == 405:
+        assert headers["Allow"] == "GET, DELETE"
+
+
+def test_a_body_that_is_not_json_or_too_large(api: tuple[Member, int]) -> None:
+    status, answer, _ = call(api, "POST", "/domains", raw=b"{nope")
+    assert status == 400 and answer is not None and "not JSON" in str(answer["error"])
+    status, _, _ = call(api, "POST", "/domains", raw=b" " * (1024 * 1024 + 1))
+    assert status == 413
+
+
+def test_the_admin_password_is_needed_and_health_stays_open(api: tuple[Member, int]) -> None:
+    status, answer, headers = call(api, "GET", "/domains", password=None)
+    assert status == 401 and headers["WWW-Authenticate"].startswith("Basic ")
+    assert call(api, "GET", "/domains", password="wrong")[0] == 401
+    assert call(api, "POST", "/domains", {"domain": "z.example"}, password="wrong")[0] == 401
+    assert call(api, "GET", "/health", password=None)[:2] == (200, {"state": "ready"})
+    assert call(api, "GET", "/domains")[0] == 200
