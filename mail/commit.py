@@ -8,7 +8,8 @@ fsync), after which the writer calls :meth:`GroupCommit.written`; whatever must
 not leave before those files are durable is handed to :meth:`GroupCommit.after`.
 
 One batch is made durable at a time, in a worker thread: each file written since
-the previous batch is fsynced, then each directory that holds one (the rename).
+the previous batch is fsynced, then each directory that holds one (the rename);
+a larger batch is flushed with one syncfs(2) per filesystem (:func:`fsync_paths`).
 Files written while a batch is in flight form the next batch, so under load one
 fsync round covers every registration of the last few milliseconds: the rate
 costs one round per batch, not one per registration (the classic group commit
@@ -26,39 +27,77 @@ makes its own copy durable.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import functools
 import logging
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-__all__ = ["GroupCommit", "fsync_paths"]
+__all__ = ["SYNCFS_FROM", "GroupCommit", "fsync_paths"]
 
 logger = logging.getLogger(__name__)
 
 
+#: From this many files on, a batch is flushed with one syncfs(2) per filesystem rather
+#: than an fsync per file and per directory (0.5 ms each here: 1,000 registrations a
+#: second of fsyncs alone; syncfs flushed 200 files in 6 ms).
+SYNCFS_FROM = 4
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_syncfs = getattr(_libc, "syncfs", None)  # Linux; elsewhere every file is fsynced
+
+
+def _fsync(path: Path, flags: int = os.O_RDONLY) -> bool:
+    """fsync ``path``; False when it is gone (replaced or moved: its new writer syncs it)."""
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        return False
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return True
+
+
+def _syncfs_of(directory: Path) -> None:
+    """syncfs(2) of the filesystem holding ``directory``: its data and metadata, all of it."""
+    assert _syncfs is not None
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if _syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), str(directory))
+    finally:
+        os.close(fd)
+
+
 def fsync_paths(files: Iterable[Path]) -> None:
-    """fsync each of ``files`` and then each directory holding one; OSError on failure."""
+    """Make ``files`` (each renamed into place) durable, with their directory entries.
+
+    A few files: fsync each, then each directory holding one.  A batch: one
+    syncfs per filesystem among them (the fast-storage volume may be another),
+    which also flushes whatever else is dirty there (on a volume given to the
+    account store, little else).  OSError when the storage fails.
+    """
+    files = list(files)
+    if _syncfs is not None and len(files) >= SYNCFS_FROM:
+        devices: dict[int, Path] = {}
+        for path in files:
+            try:
+                devices.setdefault(os.stat(path.parent).st_dev, path.parent)
+            except FileNotFoundError:
+                continue  # moved since: its new writer syncs it
+        for directory in devices.values():
+            _syncfs_of(directory)
+        return
     parents: dict[Path, None] = {}
     for path in files:
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            continue  # replaced or moved since: its new writer syncs it
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        parents[path.parent] = None
+        if _fsync(path):
+            parents[path.parent] = None
     for parent in parents:
-        try:
-            fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY)
-        except FileNotFoundError:
-            continue
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _fsync(parent, os.O_RDONLY | os.O_DIRECTORY)
 
 
 class GroupCommit:

@@ -85,6 +85,12 @@ STALE = 0.05
 STOP_GRACE = 0.5
 #: … and at most this long more while its transactions at work end.
 STOP_WAIT = 5.0
+#: Seconds the others keep the link of a member that left the view: a drained member
+#: that stops still receives, until the balancer forgets its flows, the answers to the
+#: others' transactions (a callee's 200 on the flow it holds), and relays them to their
+#: owners.  Closed at once, those answers went out statelessly and their transactions
+#: waited for timer C (3 min), holding the owner's drain that long.
+LINK_LINGER = STOP_GRACE + STOP_WAIT + 1.0
 #: Requests that may need the callee's bindings (a new out-of-dialog request).
 NO_LOOKUP = frozenset({b"ACK", b"CANCEL", b"REGISTER", b"BYE", b"PRACK"})
 
@@ -346,9 +352,9 @@ class Farm:
         for token, member in view.members.items():
             if token != self.me:
                 self.links.want(token, member.address)
-        for token in old.members:
-            if token not in view.members:
-                self.links.forget(token)
+        gone = [token for token in old.members if token not in view.members]
+        if gone:  # not at once: a stopping member still relays what its flows bring
+            asyncio.get_running_loop().call_later(LINK_LINGER, self._forget, gone)
         for token in view.dead:  # the balancer forgets a dead member's flows; we do too
             self.flows.drop(token)
         self._same_socket = frozenset(
@@ -379,6 +385,12 @@ class Farm:
             logger.warning("view %d: this member is not in the farm any more", view.revision)
         self._serve()
         self._publish()
+
+    def _forget(self, gone: list[str]) -> None:
+        """Close the links of members that left the view LINK_LINGER ago (unless back)."""
+        for token in gone:
+            if token not in self.view.members:
+                self.links.forget(token)
 
     def _lost(self) -> None:
         """etcd lost, or this member was dead for the farm: its view and its flows are stale.

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mail.commit import GroupCommit, fsync_paths
+from mail.commit import SYNCFS_FROM, GroupCommit, fsync_paths
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -121,8 +121,9 @@ def test_without_sync_nothing_waits(tmp_path: Path) -> None:
     assert sync.batches == []
 
 
-def test_a_file_replaced_or_moved_before_its_fsync_is_skipped(tmp_path: Path) -> None:
-    kept = write(tmp_path / "kept.info", "k")
-    fsync_paths([tmp_path / "gone.info", kept])  # no FileNotFoundError
+@pytest.mark.parametrize("batch", [1, SYNCFS_FROM + 1])  # fsync each, or one syncfs
+def test_a_file_replaced_or_moved_before_its_fsync_is_skipped(tmp_path: Path, batch: int) -> None:
+    kept = [write(tmp_path / f"kept{n}.info", "k") for n in range(batch)]
+    fsync_paths([tmp_path / "gone" / "account.info", *kept])  # no FileNotFoundError
     with pytest.raises(NotADirectoryError):  # any other error is the batch's failure
-        fsync_paths([kept / "x"])
+        fsync_paths([kept[0] / "x"])
