@@ -10,7 +10,8 @@ h11 speaks HTTP/1.1; this module maps four routes onto the member:
   serving what it has; ``/status`` says ``"idle": true`` once no transaction is
   at work any more (those that only absorb retransmissions may remain) and no
   dialog it record-routed is up (a 2xx to INVITE opens one, a 2xx to BYE closes
-  it), and the member can be stopped for a rolling update;
+  it) or 30 s have passed since the drain (``sipfarm.node.Member.idle``), and the
+  member can be stopped for a rolling update;
 - ``POST /ready``: back into rotation;
 - ``/domains…``: the provisioning API (:mod:`sipfarm.provisioning`), behind the
   admin password, run in a worker thread while the member keeps serving.
@@ -47,6 +48,9 @@ class Drainable(Protocol):
 
     @property
     def ready(self) -> bool: ...
+
+    @property
+    def idle(self) -> bool: ...
 
     def set_ready(self, ready: bool) -> None: ...
 
@@ -182,7 +186,7 @@ class _Http(asyncio.Protocol):
             {
                 "token": member.token,
                 "state": _state(member),
-                "idle": stats.get("transactions_active", 0) == 0 and not stats.get("dialogs"),
+                "idle": member.idle,
                 "counters": stats,
                 "view": member.view(),
             },

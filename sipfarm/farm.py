@@ -91,6 +91,12 @@ STOP_WAIT = 5.0
 #: owners.  Closed at once, those answers went out statelessly and their transactions
 #: waited for timer C (3 min), holding the owner's drain that long.
 LINK_LINGER = STOP_GRACE + STOP_WAIT + 1.0
+#: The longest a new owner waits for the others to confirm a view before it writes the
+#: AORs that view gave it (the lease: a member that cannot answer by then is dead for
+#: etcd, or frozen, and drops its work when it wakes, before writing anything).
+FENCE_TIMEOUT = 2.0
+#: REGISTERs held while the fence is up; more get no answer (the phone retransmits).
+FENCE_PARKED = 10_000
 #: Requests that may need the callee's bindings (a new out-of-dialog request).
 NO_LOOKUP = frozenset({b"ACK", b"CANCEL", b"REGISTER", b"BYE", b"PRACK"})
 
@@ -280,6 +286,12 @@ class Farm:
         self._ids = itertools.count(1)
         self._calls: dict[int, tuple[str, float]] = {}  # id → (aor, deadline)
         self._parked: dict[str, list[tuple[bytes, Source]]] = {}
+        # The ownership fence (see _fence_up): the view it waits for, the peers yet to
+        # confirm it, until when; the REGISTERs it holds; confirmations we owe.
+        self._fence: tuple[int, set[str], float] | None = None
+        self._fenced: list[tuple[bytes, Source]] = []
+        self._owed: list[tuple[str, int, int]] = []  # (peer, call id, view)
+        self._fence_calls: dict[int, tuple[str, int]] = {}  # call id → (peer, view)
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_tick = 0.0
         self._stale_until = 0.0
@@ -379,8 +391,11 @@ class Farm:
                 sorted(ring.members),
                 sorted(route.ring.members),
             )
+            self._fence_up(view.revision)
         else:
             self.route = route._replace(live=view.live)
+        if self._owed:
+            self._confirm()
         if self.me not in view.members and old.revision and self.me in old.members:
             logger.warning("view %d: this member is not in the farm any more", view.revision)
         self._serve()
@@ -391,6 +406,76 @@ class Farm:
         for token in gone:
             if token not in self.view.members:
                 self.links.forget(token)
+
+    # -- the ownership fence: one writer per account ------------------------------------
+
+    def _fence_up(self, revision: int) -> None:
+        """A ring change moved AORs: write none of those this member gained until every
+        other live member confirms it applied this view (an ``applied`` call).
+
+        A member writes an AOR only while its own ring names it the owner, and
+        applies views in revision order, each in one pass of its loop (a write is
+        done within the pass that started it).  A member that confirmed view v has
+        therefore written its last byte of every AOR v took from it; the new owner,
+        writing only after every confirmation, never overlaps it.  Until then the
+        new owner holds the REGISTERs of the AORs it gained, and reads storage again
+        when the fence comes down (what it cached meanwhile may predate the old
+        owner's last write).  A peer that cannot be asked (its link down) or does not
+        answer within FENCE_TIMEOUT is passed over: its lease ends, or it is frozen
+        and drops its work when it wakes, before writing.
+        """
+        peers = set()
+        for peer in self.view.live:
+            if peer == self.me:
+                continue
+            call = next(self._ids)
+            if self.links.send(peer, Request(call, "applied", {"view": revision})):
+                peers.add(peer)
+                self._fence_calls[call] = (peer, revision)
+        if not peers:
+            self._fence_down()
+            return
+        self._fence = (revision, peers, time.monotonic() + FENCE_TIMEOUT)
+        self._count("fences")
+
+    def _fenced_out(self, data: bytes, source: Source, p: Peek) -> bool:
+        """Hold a REGISTER of an AOR the fence keeps from this member; True when held."""
+        previous = self.route.previous
+        if self._fence is None or p.method != b"REGISTER" or previous is None:
+            return False
+        key = register_key(data)
+        if key is None or previous.owner(key) in (None, self.me):
+            return False
+        if len(self._fenced) < FENCE_PARKED:
+            self._fenced.append((data, source))
+        self._count("fence_held")
+        return True
+
+    def _confirmed(self, peer: str, revision: int) -> None:
+        fence = self._fence
+        if fence is None or revision != fence[0]:
+            return
+        fence[1].discard(peer)
+        if not fence[1]:
+            self._fence_down()
+
+    def _fence_down(self) -> None:
+        self._fence = None
+        self._fence_calls.clear()
+        self.location.stored.invalidate()  # what was read meanwhile may be stale
+        held, self._fenced = self._fenced, []
+        now = time.time()
+        for data, source in held:
+            self._serve_here(data, source, now, None)
+
+    def _confirm(self) -> None:
+        """Answer the ``applied`` calls whose view this member has now applied."""
+        owed, self._owed = self._owed, []
+        for peer, call, revision in owed:
+            if self.view.revision >= revision:
+                self.links.send(peer, Response(call, result=self.view.revision))
+            else:
+                self._owed.append((peer, call, revision))
 
     def _lost(self) -> None:
         """etcd lost, or this member was dead for the farm: its view and its flows are stale.
@@ -469,7 +554,9 @@ class Farm:
     def _serve_here(
         self, data: bytes, source: Source, now: float, p: Peek | None
     ) -> list[Send] | Drop:
-        if p is not None and self._needs_lookup(p, data, source):
+        if p is not None and (
+            self._fenced_out(data, source, p) or self._needs_lookup(p, data, source)
+        ):
             return []
         outcome: list[Send] | Drop = self.core.receive(data, source, now)
         if type(outcome) is list and outcome:
@@ -629,6 +716,15 @@ class Farm:
         The timer runs before the packets that waited in the sockets.
         """
         now = self._awake()
+        if self._fence is not None and now >= self._fence[2]:
+            self._count("fence_timeouts")
+            logger.warning(
+                "view %d: no confirmation from %s in %.1f s: writing the AORs it gave us",
+                self._fence[0],
+                sorted(self._fence[1]),
+                FENCE_TIMEOUT,
+            )
+            self._fence_down()
         if not self._calls:
             return
         late = [(call, aor) for call, (aor, deadline) in self._calls.items() if deadline <= now]
@@ -659,6 +755,10 @@ class Farm:
         elif type(frame) is Request:
             self._call(peer, frame)
         elif type(frame) is Response:
+            fence_call = self._fence_calls.pop(frame.id, None)
+            if fence_call is not None:
+                self._confirmed(*fence_call)
+                return
             call = self._calls.pop(frame.id, None)
             if call is None:
                 return  # answered too late: storage already served it
@@ -677,6 +777,10 @@ class Farm:
             self._answered(call[0], bindings)
 
     def _call(self, peer: str, request: Request) -> None:
+        if request.method == "applied" and type(request.args.get("view")) is int:
+            self._owed.append((peer, request.id, request.args["view"]))
+            self._confirm()  # now, or once this member applies that view
+            return
         if request.method != "lookup" or not isinstance(request.args.get("aor"), str):
             self.links.send(peer, Response(request.id, error=f"unknown call {request.method}"))
             return

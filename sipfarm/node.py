@@ -59,6 +59,10 @@ PAUSE = 1.0
 FULL_COLLECTION = 3600.0
 
 
+#: The longest a drained member waits for the dialogs through it before it says idle
+#: (see Member.idle); its transactions it always waits for (their timers end them).
+DRAIN_DIALOGS = 30.0
+
 @dataclass(frozen=True, slots=True)
 class MemberConfig:
     """Everything a member is started with, validated once at the edge (the CLI)."""
@@ -214,6 +218,7 @@ class Member:
             Provisioning(store, config.data) if store is not None and config.data else None
         )
         self._admin = AdminServer(self) if config.http is not None else None
+        self._drained_at: float | None = None  # when set_ready(False) came
 
     # -- health and drain (sipfarm.admin) -----------------------------------------------
 
@@ -221,12 +226,32 @@ class Member:
     def ready(self) -> bool:
         return self.core.ready
 
+    @property
+    def idle(self) -> bool:
+        """Drained and done: no transaction at work, and no dialog through this member,
+        or DRAIN_DIALOGS seconds since the drain began.
+
+        A dialog needs no member (any member routes its in-dialog requests, loose
+        routing), so it only delays the stop for the BYEs on their way through
+        here; and the count errs high: a dialog whose BYE went through another
+        member (this one out of reach for a moment) stays counted here until its
+        lifetime ends, two hours.  So the wait for dialogs is bounded.
+        """
+        stats = self.core.stats()
+        if stats["transactions_active"]:
+            return False
+        drained = self._drained_at
+        return not stats["dialogs"] or (
+            drained is not None and time.monotonic() - drained >= DRAIN_DIALOGS
+        )
+
     def set_ready(self, ready: bool) -> None:
         """Not ready: health probes (HTTP and SIP OPTIONS) get 503, work under way goes on.
 
         In a farm the member also leaves the ring (state not-ready in etcd), so
         no new undirected work is placed on it.
         """
+        self._drained_at = None if ready else (self._drained_at or time.monotonic())
         if ready != self.core.ready:
             logger.warning("member %s is %s", self.config.token, "ready" if ready else "not ready")
         if self.farm is not None:

@@ -194,6 +194,20 @@ def test_a_drained_member_leaves_the_ring_and_its_aors_move(
         assert m2.status()["counters"].get("relayed_in", 0) - before == 10
     m1.post("/ready")
     until(lambda: m2.status()["view"]["ring"] == ["m1", "m2"], what="m1 back in the ring")
+    # Each ring change was fenced: the member that gained AORs asked the other to confirm
+    # the view before writing them (m2 when m1 left, m1 when it came back), and got it.
+    until(lambda: m1.status()["counters"].get("fences", 0) >= 1, what="m1's fence")
+    c1, c2 = m1.status()["counters"], m2.status()["counters"]
+    assert c2.get("fences", 0) >= 2 and not c2.get("fence_timeouts")
+    assert not c1.get("fence_timeouts")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(5)
+        port = sock.getsockname()[1]
+        for user in ACCOUNTS:  # every AOR is served by its owner again, through either
+            assert register(sock, (m2.host, 5060), user) == "SIP/2.0 200 OK"
+            found = contacts(sock, (m1.host, 5060), user)
+            assert any(f"@127.0.0.1:{port}>" in c for c in found), found
 
 
 def test_calls_between_phones_registered_on_different_members(
