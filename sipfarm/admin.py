@@ -108,7 +108,8 @@ class _Http(asyncio.Protocol):
                 if self._size > MAX_BODY:
                     self._json(413, {"error": f"the body is over {MAX_BODY} bytes"})
                 elif self._provision(request, b"".join(self._body)):
-                    return  # answered when the worker is done (_provided)
+                    if self._busy:
+                        return  # answered when the worker is done (_provided)
                 else:
                     self._answer(request)
                 if not self._next():
@@ -126,7 +127,8 @@ class _Http(asyncio.Protocol):
         return True
 
     def _provision(self, request: h11.Request, body: bytes) -> bool:
-        """A provisioning request: answered off the loop; True when it is one."""
+        """A provisioning request: refused here (401) or answered off the loop (then
+        ``_busy``); True when it is one."""
         provisioning = self.member.provisioning
         path = request.target.decode("ascii", "replace").split("?", 1)[0]
         if provisioning is None or not provisioning.serves(path):
@@ -134,7 +136,7 @@ class _Http(asyncio.Protocol):
         authorization = dict(request.headers).get(b"authorization")
         if not provisioning.authorized(authorization):
             self._json(401, {"error": "the admin password is needed"}, provisioning.challenge())
-            return False  # answered: the caller goes on with the next request
+            return True
         self._busy = True
         method = request.method.decode("ascii", "replace")
         work = asyncio.get_running_loop().run_in_executor(

@@ -44,6 +44,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from cluster.etcd import EtcdMembership
@@ -95,6 +96,9 @@ LINK_LINGER = STOP_GRACE + STOP_WAIT + 1.0
 #: AORs that view gave it (the lease: a member that cannot answer by then is dead for
 #: etcd, or frozen, and drops its work when it wakes, before writing anything).
 FENCE_TIMEOUT = 2.0
+#: … and asks again the peers that have not answered after this long (a request sent on
+#: a connection that was closing is lost with it).
+FENCE_RESEND = 0.5
 #: REGISTERs held while the fence is up; more get no answer (the phone retransmits).
 FENCE_PARKED = 10_000
 #: Requests that may need the callee's bindings (a new out-of-dialog request).
@@ -243,6 +247,20 @@ class FarmLocation:
         return [b for b, _ in self.stored.storage.read(aor)]
 
 
+@dataclass(slots=True)
+class _Fence:
+    """An ownership fence that is up (Farm._fence_up): the view it waits for, the peers
+    yet to confirm it, the calls that asked them, and the REGISTERs it holds (the
+    newest of each Call-ID)."""
+
+    revision: int
+    waiting: set[str]
+    deadline: float
+    resend_at: float
+    calls: dict[int, str] = field(default_factory=dict)  # call id → peer
+    held: dict[bytes, tuple[int, bytes, Source]] = field(default_factory=dict)
+
+
 class Farm:
     """One member's place in the farm; see the module docstring."""
 
@@ -286,12 +304,9 @@ class Farm:
         self._ids = itertools.count(1)
         self._calls: dict[int, tuple[str, float]] = {}  # id → (aor, deadline)
         self._parked: dict[str, list[tuple[bytes, Source]]] = {}
-        # The ownership fence (see _fence_up): the view it waits for, the peers yet to
-        # confirm it, until when; the REGISTERs it holds; confirmations we owe.
-        self._fence: tuple[int, set[str], float] | None = None
-        self._fenced: list[tuple[bytes, Source]] = []
+        # The ownership fence (see _fence_up) while it is up; the confirmations we owe.
+        self._fence: _Fence | None = None
         self._owed: list[tuple[str, int, int]] = []  # (peer, call id, view)
-        self._fence_calls: dict[int, tuple[str, int]] = {}  # call id → (peer, view)
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_tick = 0.0
         self._stale_until = 0.0
@@ -420,52 +435,90 @@ class Farm:
         writing only after every confirmation, never overlaps it.  Until then the
         new owner holds the REGISTERs of the AORs it gained, and reads storage again
         when the fence comes down (what it cached meanwhile may predate the old
-        owner's last write).  A peer that cannot be asked (its link down) or does not
-        answer within FENCE_TIMEOUT is passed over: its lease ends, or it is frozen
-        and drops its work when it wakes, before writing.
+        owner's last write).  A peer is asked again every FENCE_RESEND; one that
+        cannot be asked (its link down or silent) or does not answer within
+        FENCE_TIMEOUT is passed over: its lease ends, or it is frozen and drops its
+        work when it wakes, before writing.
         """
-        peers = set()
+        now = time.monotonic()
+        # (a fence still up when the next change comes passes what it holds on)
+        held = self._fence.held if self._fence is not None else {}
+        fence = _Fence(revision, set(), now + FENCE_TIMEOUT, now + FENCE_RESEND, held=held)
+        self._fence = fence
         for peer in self.view.live:
-            if peer == self.me:
-                continue
-            call = next(self._ids)
-            if self.links.send(peer, Request(call, "applied", {"view": revision})):
-                peers.add(peer)
-                self._fence_calls[call] = (peer, revision)
-        if not peers:
-            self._fence_down()
-            return
-        self._fence = (revision, peers, time.monotonic() + FENCE_TIMEOUT)
+            if peer != self.me and self._ask(fence, peer):
+                fence.waiting.add(peer)
         self._count("fences")
+        if not fence.waiting:
+            self._fence_down()
+
+    def _ask(self, fence: _Fence, peer: str) -> bool:
+        call = next(self._ids)
+        if not self.links.send(peer, Request(call, "applied", {"view": fence.revision})):
+            return False
+        fence.calls[call] = peer
+        return True
 
     def _fenced_out(self, data: bytes, source: Source, p: Peek) -> bool:
-        """Hold a REGISTER of an AOR the fence keeps from this member; True when held."""
-        previous = self.route.previous
-        if self._fence is None or p.method != b"REGISTER" or previous is None:
+        """Hold a REGISTER of an AOR the fence keeps from this member; True when held.
+
+        Only the newest of each Call-ID is kept: an older CSeq, or a retransmission
+        of one, answered when the fence comes down would reach a phone that has
+        moved on (its next REGISTER, with credentials, after a 401).
+        """
+        fence, previous = self._fence, self.route.previous
+        if fence is None or p.method != b"REGISTER" or previous is None:
             return False
         key = register_key(data)
         if key is None or previous.owner(key) in (None, self.me):
             return False
-        if len(self._fenced) < FENCE_PARKED:
-            self._fenced.append((data, source))
+        seq = p.cseq_seq or 0
+        call_id = p.call_id or b""
+        kept = fence.held.get(call_id)
+        if (kept is None and len(fence.held) < FENCE_PARKED) or (kept and kept[0] < seq):
+            fence.held[call_id] = (seq, data, source)
         self._count("fence_held")
         return True
 
-    def _confirmed(self, peer: str, revision: int) -> None:
+    def _fence_tick(self, now: float) -> None:
+        """Pass over the peers that cannot be asked (link down or silent), ask the others
+        again, or give up waiting (FENCE_TIMEOUT)."""
         fence = self._fence
-        if fence is None or revision != fence[0]:
+        assert fence is not None
+        for peer in list(fence.waiting):
+            if not self.links.is_up(peer) or self.links.silent(peer):
+                fence.waiting.discard(peer)
+        if fence.waiting and now >= fence.deadline:
+            self._count("fence_timeouts")
+            logger.warning(
+                "view %d: no confirmation from %s in %.1f s: writing the AORs it gave us",
+                fence.revision,
+                sorted(fence.waiting),
+                FENCE_TIMEOUT,
+            )
+            fence.waiting.clear()
+        if not fence.waiting:
+            self._fence_down()
+        elif now >= fence.resend_at:
+            fence.resend_at = now + FENCE_RESEND
+            for peer in fence.waiting:
+                self._ask(fence, peer)
+
+    def _confirmed(self, peer: str, call: int) -> None:
+        fence = self._fence
+        if fence is None or fence.calls.pop(call, None) != peer:
             return
-        fence[1].discard(peer)
-        if not fence[1]:
+        fence.waiting.discard(peer)
+        if not fence.waiting:
             self._fence_down()
 
     def _fence_down(self) -> None:
-        self._fence = None
-        self._fence_calls.clear()
+        fence, self._fence = self._fence, None
         self.location.stored.invalidate()  # what was read meanwhile may be stale
-        held, self._fenced = self._fenced, []
+        if fence is None:
+            return
         now = time.time()
-        for data, source in held:
+        for _, data, source in fence.held.values():
             self._serve_here(data, source, now, None)
 
     def _confirm(self) -> None:
@@ -716,15 +769,8 @@ class Farm:
         The timer runs before the packets that waited in the sockets.
         """
         now = self._awake()
-        if self._fence is not None and now >= self._fence[2]:
-            self._count("fence_timeouts")
-            logger.warning(
-                "view %d: no confirmation from %s in %.1f s: writing the AORs it gave us",
-                self._fence[0],
-                sorted(self._fence[1]),
-                FENCE_TIMEOUT,
-            )
-            self._fence_down()
+        if self._fence is not None:
+            self._fence_tick(now)
         if not self._calls:
             return
         late = [(call, aor) for call, (aor, deadline) in self._calls.items() if deadline <= now]
@@ -736,7 +782,9 @@ class Farm:
     # -- frames from other members ------------------------------------------------------
 
     def frame_received(self, peer: str, frame: Frame) -> None:
-        if self._stale():
+        if type(frame) is Response:  # an answer to what we asked: never stale
+            self._awake()
+        elif self._stale():
             return
         if type(frame) is Relay:
             source = Source(frame.transport, frame.host, frame.port)
@@ -755,9 +803,8 @@ class Farm:
         elif type(frame) is Request:
             self._call(peer, frame)
         elif type(frame) is Response:
-            fence_call = self._fence_calls.pop(frame.id, None)
-            if fence_call is not None:
-                self._confirmed(*fence_call)
+            if self._fence is not None and frame.id in self._fence.calls:
+                self._confirmed(peer, frame.id)
                 return
             call = self._calls.pop(frame.id, None)
             if call is None:

@@ -63,6 +63,7 @@ FULL_COLLECTION = 3600.0
 #: (see Member.idle); its transactions it always waits for (their timers end them).
 DRAIN_DIALOGS = 30.0
 
+
 @dataclass(frozen=True, slots=True)
 class MemberConfig:
     """Everything a member is started with, validated once at the edge (the CLI)."""

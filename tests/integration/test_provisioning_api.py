@@ -147,7 +147,27 @@ def test_a_body_that_is_not_json_or_too_large(api: tuple[Member, int]) -> None:
 def test_the_admin_password_is_needed_and_health_stays_open(api: tuple[Member, int]) -> None:
     status, answer, headers = call(api, "GET", "/domains", password=None)
     assert status == 401 and headers["WWW-Authenticate"].startswith("Basic ")
+    assert answer == {"error": "the admin password is needed"}
     assert call(api, "GET", "/domains", password="wrong")[0] == 401
     assert call(api, "POST", "/domains", {"domain": "z.example"}, password="wrong")[0] == 401
     assert call(api, "GET", "/health", password=None)[:2] == (200, {"state": "ready"})
     assert call(api, "GET", "/domains")[0] == 200
+
+
+def test_requests_on_one_connection_are_answered_in_order(api: tuple[Member, int]) -> None:
+    m, port = api
+    conn = http.client.HTTPConnection(m.host, port, timeout=30)
+    token = base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
+    try:
+        answers = []
+        for auth in (None, f"Basic {token}", None):
+            conn.request("GET", "/domains", headers={"Authorization": auth} if auth else {})
+            r = conn.getresponse()
+            answers.append((r.status, json.loads(r.read())))
+        conn.request("GET", "/health")
+        r = conn.getresponse()
+        answers.append((r.status, json.loads(r.read())))
+    finally:
+        conn.close()
+    assert [status for status, _ in answers] == [401, 200, 401, 200]
+    assert answers[1][1] == {"domains": ["example.com"]}
