@@ -38,7 +38,14 @@ from .actions import Drop, Send, SendResponse, Source
 from .auth import DigestAuth, TrustedSources, Verdict
 from .ownership import tag_prefix
 from .proxy.proxy import Proxy, ProxyConfig, Reject, Target
-from .proxy.routing import Hop, Self, answer_address, is_our_branch, next_hop, strip_top_via
+from .proxy.routing import (
+    Hop,
+    Self,
+    answer_address,
+    is_farm_branch,
+    next_hop,
+    strip_top_via,
+)
 from .registrar import Location, Registrar, RegistrarConfig, aor_of
 from .sip import Request, Response, SipError, parse, validate_request
 from .sip.nameaddr import parse_nameaddr
@@ -347,8 +354,10 @@ class SipCore:
                 self._dialog(response, now)
             return
         vias = response.via
-        if 200 <= response.status < 300 and len(vias) > 1 and is_our_branch(vias[0], self.me):
-            # §16.7 step 5 / §16.11: a 2xx retransmission after our transaction ended
+        if 200 <= response.status < 300 and len(vias) > 1 and is_farm_branch(vias[0], self.me):
+            # §16.7 step 5 / §16.11: a 2xx retransmission after our transaction ended,
+            # or the 2xx of another member's INVITE that the router placed here (that
+            # member is gone or out of reach: it died with its transaction)
             nxt = vias[1]
             address = response_address(nxt, (nxt.received or nxt.host, nxt.port or 5060))
             self.layer.out.append(Send(bytes(strip_top_via(response)), nxt.transport, address))

@@ -12,7 +12,7 @@ import zlib
 from typing import NamedTuple
 
 from ..actions import Source
-from ..ownership import branch_prefix
+from ..ownership import token_of_branch
 from ..sip.cseq import CSeq
 from ..sip.grammar import split_comma
 from ..sip.headers import HeaderField, Headers
@@ -26,7 +26,7 @@ __all__ = [
     "answer_address",
     "cancel_for",
     "forward",
-    "is_our_branch",
+    "is_farm_branch",
     "loop_hash",
     "next_hop",
     "strip_top_via",
@@ -268,7 +268,8 @@ def cancel_for(invite: Request) -> Request:
     return out
 
 
-def is_our_branch(via: Via, me: Self) -> bool:
-    """Whether ``via`` is one this proxy put on a request (its branch carries our token)."""
-    b = via.branch
-    return b is not None and b.startswith(branch_prefix(me.token))
+def is_farm_branch(via: Via, me: Self) -> bool:
+    """Whether ``via`` is one a member of this farm put on a request: a member's branch
+    under an address of ours (the address every member advertises, DESIGN.md
+    "Ownership"); another proxy's Via may carry a branch of the same shape."""
+    return token_of_branch(via.branch) is not None and via.sent_by.lower() in me.addresses

@@ -497,3 +497,39 @@ def test_an_invite_whose_2xx_went_through_statelessly_is_not_forwarded_again() -
     assert status(up) == 200
     assert pair.feed(invite()) == []
     assert pair.core.counters["invite_after_2xx_absorbed"] == 1
+
+
+@pytest.mark.parametrize(
+    ("sent_by", "forwarded"),
+    [("192.0.2.10:5060", True), ("203.0.113.9:5060", False)],  # ours / another proxy's
+)
+def test_the_2xx_of_a_gone_members_invite_goes_on_statelessly(
+    sent_by: str, forwarded: bool
+) -> None:
+    """The router places the 2xx of a member that died with its INVITE (branch m7) on
+    the Call-ID's owner: it goes on to the caller (§16.11), and the caller's late
+    retransmission of the INVITE is not forwarded again.  A branch of the same shape
+    under another proxy's address is not ours to forward."""
+    pair = registered("sip:bob@198.51.100.2:5070")
+    ok = wire(
+        f"""
+        SIP/2.0 200 OK
+        Via: SIP/2.0/UDP {sent_by};branch=z9hG4bK.m7.0123456789abcdef
+        Via: SIP/2.0/UDP 198.51.100.1:5060;branch=z9hG4bKinv1
+        From: Alice <sip:alice@example.com>;tag=a1
+        To: Bob <sip:bob@example.com>;tag=b1
+        Call-ID: call-1@198.51.100.1
+        CSeq: 1 INVITE
+        Contact: <sip:bob@198.51.100.2:5070>
+        Content-Length: 0
+        """
+    )
+    out = pair.feed_bytes(ok, Source("UDP", "198.51.100.2", 5070))
+    if not forwarded:
+        assert out == [] and pair.core.counters["stray_response"] == 1
+        return
+    (up,) = out
+    assert status(up) == 200 and up.address == ("198.51.100.1", 5060)
+    assert b"z9hG4bK.m7." not in up.data  # the member's Via is stripped
+    assert pair.feed(invite()) == []
+    assert pair.core.counters["invite_after_2xx_absorbed"] == 1
