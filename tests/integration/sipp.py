@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -211,6 +211,24 @@ class SippStats:
     #: Unexpected messages SIPp saw (``-trace_err``), for assertion messages.
     errors: str
     stderr: str
+
+
+@contextlib.contextmanager
+def admin_member(workdir: Path, data: Path) -> Iterator[tuple[Member, int]]:
+    """A member on ``data`` with its admin HTTP endpoint (``--http``): it and that port.
+
+    Stopped by PID afterwards; it must exit 0 on SIGTERM.
+    """
+    host = fresh_loopback()
+    port = free_port(host)
+    started = start_member(
+        workdir, host=host, extra=["--data", str(data), "--http", f"{host}:{port}"]
+    )
+    try:
+        yield started, port
+    finally:
+        status = stop_process(started.process)
+    assert status == 0, f"member exited {status}:\n{started.stderr_text()}"
 
 
 def _scenario_path(scenario: str | Path) -> Path:

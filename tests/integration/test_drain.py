@@ -16,11 +16,8 @@ import pytest
 from sipp import (
     SIPFARM,
     Member,
-    free_port,
-    fresh_loopback,
+    admin_member,
     options_probe,
-    start_member,
-    stop_process,
 )
 from sippcalls import make_data
 
@@ -29,17 +26,8 @@ pytestmark = pytest.mark.timeout(60)
 
 @pytest.fixture
 def member(tmp_path: Path) -> Iterator[tuple[Member, int]]:
-    data = make_data(tmp_path / "data", {"bob": "secret"})
-    host = fresh_loopback()
-    port = free_port(host)
-    started = start_member(
-        tmp_path, host=host, extra=["--data", str(data), "--http", f"{host}:{port}"]
-    )
-    try:
-        yield started, port
-    finally:
-        status = stop_process(started.process)
-    assert status == 0, f"member exited {status}:\n{started.stderr_text()}"
+    with admin_member(tmp_path, make_data(tmp_path / "data", {"bob": "secret"})) as started:
+        yield started
 
 
 def probe(m: Member) -> int | None:

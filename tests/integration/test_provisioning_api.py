@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from sipp import SIPFARM, Member, free_port, fresh_loopback, start_member, stop_process
+from sipp import SIPFARM, Member, admin_member
 from sippcalls import make_data
 
 pytestmark = pytest.mark.timeout(90)
@@ -31,16 +31,8 @@ def api(tmp_path: Path) -> Iterator[tuple[Member, int]]:
         timeout=30,
     )
     assert set_password.returncode == 0, set_password.stderr
-    host = fresh_loopback()
-    port = free_port(host)
-    started = start_member(
-        tmp_path, host=host, extra=["--data", str(data), "--http", f"{host}:{port}"]
-    )
-    try:
-        yield started, port
-    finally:
-        status = stop_process(started.process)
-    assert status == 0, f"member exited {status}:\n{started.stderr_text()}"
+    with admin_member(tmp_path, data) as started:
+        yield started
 
 
 def call(
