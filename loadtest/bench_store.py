@@ -232,48 +232,48 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             phone.close()
             farm_exit = stop_farm(farm)
-    finally:
+        pct = harness.percentiles(latencies)
+        meets = first_ok is not None and first_ok <= START_TARGET_S
+        print(
+            f"== the account store at {args.accounts} accounts (account foldering "
+            f"{args.foldering}); {os.cpu_count()} CPUs"
+        )
+        print(
+            f"provisioning: {args.accounts / total:.0f} accounts/s over {total:.1f} s "
+            f"(first batch {rates[0]:.0f}/s, last {rates[-1]:.0f}/s)"
+        )
+        print(
+            f"start: first 200 OK {first_ok if first_ok is None else round(first_ok, 2)} s after "
+            f"'sipfarm up --members {args.members}' ({'meets' if meets else 'MISSES'} the target "
+            f"<= {START_TARGET_S} s)"
+        )
+        print(
+            f"registrations at random over the tree: {len(latencies)} ok, {failed} failed, "
+            + ("-" if pct is None else f"p50/p95/p99 {pct.p50:.1f}/{pct.p95:.1f}/{pct.p99:.1f} ms")
+            + " (REGISTER, 401, REGISTER, 200)"
+        )
+        results = {
+            "accounts": args.accounts,
+            "foldering": str(args.foldering),
+            "provisioning_s": round(total, 1),
+            "provisioning_rate": round(args.accounts / total),
+            "batch_rates": [round(r) for r in rates],
+            "members": args.members,
+            "first_200_s": first_ok,
+            "registrations_ok": len(latencies),
+            "registrations_failed": failed,
+            "latency_ms": None if pct is None else [pct.p50, pct.p95, pct.p99],
+            "farm_exit": farm_exit,
+        }
+        harness.RESULTS.mkdir(parents=True, exist_ok=True)
+        out = harness.RESULTS / f"store-{time.strftime('%Y%m%dT%H%M%S')}.json"
+        out.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"results: {out}")
+        return 0 if meets and not failed else 1
+
+    finally:  # after the report: removing a million directories takes minutes
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
-
-    pct = harness.percentiles(latencies)
-    meets = first_ok is not None and first_ok <= START_TARGET_S
-    print(
-        f"== the account store at {args.accounts} accounts (account foldering "
-        f"{args.foldering}); {os.cpu_count()} CPUs"
-    )
-    print(
-        f"provisioning: {args.accounts / total:.0f} accounts/s over {total:.1f} s "
-        f"(first batch {rates[0]:.0f}/s, last {rates[-1]:.0f}/s)"
-    )
-    print(
-        f"start: first 200 OK {first_ok if first_ok is None else round(first_ok, 2)} s after "
-        f"'sipfarm up --members {args.members}' ({'meets' if meets else 'MISSES'} the target "
-        f"<= {START_TARGET_S} s)"
-    )
-    print(
-        f"registrations at random over the tree: {len(latencies)} ok, {failed} failed, "
-        + ("-" if pct is None else f"p50/p95/p99 {pct.p50:.1f}/{pct.p95:.1f}/{pct.p99:.1f} ms")
-        + " (REGISTER, 401, REGISTER, 200)"
-    )
-    results = {
-        "accounts": args.accounts,
-        "foldering": str(args.foldering),
-        "provisioning_s": round(total, 1),
-        "provisioning_rate": round(args.accounts / total),
-        "batch_rates": [round(r) for r in rates],
-        "members": args.members,
-        "first_200_s": first_ok,
-        "registrations_ok": len(latencies),
-        "registrations_failed": failed,
-        "latency_ms": None if pct is None else [pct.p50, pct.p95, pct.p99],
-        "farm_exit": farm_exit,
-    }
-    harness.RESULTS.mkdir(parents=True, exist_ok=True)
-    out = harness.RESULTS / f"store-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"results: {out}")
-    return 0 if meets and not failed else 1
 
 
 if __name__ == "__main__":

@@ -46,6 +46,11 @@ class Directory:
         self._domains_at = -float("inf")
         self._accounts: dict[tuple[str, str], tuple[AccountRecord | None, float]] = {}
 
+    def clear(self) -> None:
+        """Forget what is cached (provisioning changed the store: read it afresh)."""
+        self._accounts.clear()
+        self._domains_at = -float("inf")
+
     def domains(self) -> frozenset[str]:
         now = self._clock()
         if now - self._domains_at > self.ttl:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 from collections.abc import Sequence
@@ -60,6 +61,8 @@ class Drainable(Protocol):
 
     @property
     def provisioning(self) -> Provisioning | None: ...
+
+    def accounts_changed(self) -> None: ...
 
 
 class _Http(asyncio.Protocol):
@@ -142,18 +145,20 @@ class _Http(asyncio.Protocol):
         work = asyncio.get_running_loop().run_in_executor(
             None, provisioning.handle, method, path, body
         )
-        work.add_done_callback(self._provided)
+        work.add_done_callback(functools.partial(self._provided, changed=method != "GET"))
         return True
 
-    def _provided(self, work: asyncio.Future[Answer]) -> None:
+    def _provided(self, work: asyncio.Future[Answer], changed: bool) -> None:
         self._busy = False
-        if self.transport is None:
-            return  # the client went away meanwhile
         try:
             status, body = work.result()
         except Exception:
             logger.exception("provisioning failed")
             status, body = 500, {"error": "internal error (logged)"}
+        if changed and status < 300:
+            self.member.accounts_changed()  # a new account is served here at once
+        if self.transport is None:
+            return  # the client went away meanwhile
         extra = [("Allow", body["allow"])] if status == 405 and body else []
         self._json(status, body, extra)
         if self._next():

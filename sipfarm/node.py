@@ -260,6 +260,12 @@ class Member:
         else:
             self.core.ready = ready
 
+    def accounts_changed(self) -> None:
+        """Provisioning changed the store through this member: its cache starts afresh
+        (the other members' entries age out within their TTL, 30 s)."""
+        if isinstance(self.core.directory, Directory):
+            self.core.directory.clear()
+
     def view(self) -> dict[str, object] | None:
         """The farm as this member sees it (None for a member on its own)."""
         return self.farm.status() if self.farm is not None else None

@@ -7,7 +7,9 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -163,3 +165,41 @@ def test_requests_on_one_connection_are_answered_in_order(api: tuple[Member, int
         conn.close()
     assert [status for status, _ in answers] == [401, 200, 401, 200]
     assert answers[1][1] == {"domains": ["example.com"]}
+
+
+def register_status(m: Member, user: str) -> int:
+    """The status of a REGISTER for ``user@example.com`` without credentials."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(5)
+        port = sock.getsockname()[1]
+        call_id = f"prov-{user}-{time.monotonic_ns()}"
+        sock.sendto(
+            (
+                f"REGISTER sip:example.com SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{time.monotonic_ns()}\r\n"
+                f"Max-Forwards: 70\r\nTo: <sip:{user}@example.com>\r\n"
+                f"From: <sip:{user}@example.com>;tag=p1\r\nCall-ID: {call_id}\r\n"
+                f"CSeq: 1 REGISTER\r\nContact: <sip:{user}@127.0.0.1:{port}>\r\n"
+                f"Content-Length: 0\r\n\r\n"
+            ).encode(),
+            (m.host, m.port),
+        )
+        while True:
+            data = sock.recv(65535)
+            if call_id.encode() in data:
+                return int(data.split(b" ", 2)[1])
+
+
+def test_an_account_added_through_a_member_is_served_there_at_once(
+    api: tuple[Member, int],
+) -> None:
+    """The member caches accounts (30 s, unknown ones too): one provisioned through it
+    is challenged at once, not refused from the cache as unknown."""
+    m, _ = api
+    assert register_status(m, "carol") == 404  # unknown: cached as such
+    status, _, _ = call(
+        api, "POST", "/domains/example.com/accounts", {"user": "carol", "password": "pw"}
+    )
+    assert status == 201
+    assert register_status(m, "carol") == 401  # known now: challenged
