@@ -51,6 +51,10 @@ class Directory:
         self._accounts.clear()
         self._domains_at = -float("inf")
 
+    def forget(self, user: str, domain: str) -> None:
+        """Forget one account (provisioning changed it: read it afresh when next asked)."""
+        self._accounts.pop((user.lower(), domain.lower()), None)
+
     def domains(self) -> frozenset[str]:
         now = self._clock()
         if now - self._domains_at > self.ttl:
@@ -63,7 +67,7 @@ class Directory:
 
     def account(self, user: str, domain: str) -> AccountRecord | None:
         """The account ``user@domain``, or None when there is none (or the name is bad)."""
-        k = (user, domain)
+        k = (user.lower(), domain.lower())  # the store folds names: one account
         hit = self._accounts.get(k)
         now = self._clock()
         if hit is not None and now - hit[1] <= self.ttl:
@@ -73,8 +77,10 @@ class Directory:
         except AccountStoreError as exc:  # a bad name: no such account
             logger.debug("account %s@%s: %s", user, domain, exc)
             record = None
-        except (OSError, ValueError) as exc:  # unreadable or corrupt: refuse, say so
-            logger.warning("account %s@%s unreadable: %s", user, domain, exc)
+        except (OSError, ValueError) as exc:
+            # Unreadable or damaged (the error names the file): refused as unknown, once
+            # per ttl.  An operator's matter: a new password writes fresh settings.
+            logger.error("account %s@%s refused, its settings unreadable: %s", user, domain, exc)
             record = None
         if len(self._accounts) >= self.max_entries:
             self._accounts.clear()

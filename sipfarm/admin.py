@@ -14,7 +14,9 @@ h11 speaks HTTP/1.1; this module maps four routes onto the member:
   member can be stopped for a rolling update;
 - ``POST /ready``: back into rotation;
 - ``/domains…``: the provisioning API (:mod:`sipfarm.provisioning`), behind the
-  admin password, run in a worker thread while the member keeps serving.
+  admin password; each write is done by its subject's writer in the farm
+  (``sipfarm.node.Member.provide``), in a worker thread while the member keeps
+  serving; 503 with Retry-After when that writer cannot be asked.
 
 Anything else gets 404 (405 for a known path with the wrong method); a request
 head larger than 8 KiB, or one that is not HTTP, closes the connection; a body
@@ -25,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import logging
 from collections.abc import Sequence
@@ -40,6 +41,10 @@ logger = logging.getLogger(__name__)
 __all__ = ["AdminServer", "Drainable"]
 
 MAX_HEAD = 8192
+#: Seconds a client waits before it asks again after a 503 (the farm was changing).
+RETRY_AFTER = 1
+#: Provisioning requests at work (a task is kept alive only while referenced).
+_working: set[asyncio.Task[Answer]] = set()
 
 
 class Drainable(Protocol):
@@ -62,7 +67,7 @@ class Drainable(Protocol):
     @property
     def provisioning(self) -> Provisioning | None: ...
 
-    def accounts_changed(self) -> None: ...
+    async def provide(self, method: str, path: str, body: bytes) -> Answer: ...
 
 
 class _Http(asyncio.Protocol):
@@ -142,24 +147,24 @@ class _Http(asyncio.Protocol):
             return True
         self._busy = True
         method = request.method.decode("ascii", "replace")
-        work = asyncio.get_running_loop().run_in_executor(
-            None, provisioning.handle, method, path, body
-        )
-        work.add_done_callback(functools.partial(self._provided, changed=method != "GET"))
+        work = asyncio.get_running_loop().create_task(self.member.provide(method, path, body))
+        _working.add(work)
+        work.add_done_callback(self._provided)
         return True
 
-    def _provided(self, work: asyncio.Future[Answer], changed: bool) -> None:
+    def _provided(self, work: asyncio.Task[Answer]) -> None:
+        _working.discard(work)
         self._busy = False
         try:
             status, body = work.result()
         except Exception:
             logger.exception("provisioning failed")
             status, body = 500, {"error": "internal error (logged)"}
-        if changed and status < 300:
-            self.member.accounts_changed()  # a new account is served here at once
         if self.transport is None:
             return  # the client went away meanwhile
         extra = [("Allow", body["allow"])] if status == 405 and body else []
+        if status == 503:
+            extra = [("Retry-After", str(RETRY_AFTER))]
         self._json(status, body, extra)
         if self._next():
             self._run()

@@ -43,7 +43,7 @@ import itertools
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,14 +67,15 @@ from .registrar.stored import (
     encode_bindings,
 )
 from .router import HANDOFF, View, place
-from .sip import SipError
+from .sip import Request as SipRequest
+from .sip import SipError, parse
 from .sip.nameaddr import parse_nameaddr
 from .sip.peek import Peek, peek
 from .sip.uri import SipUri, parse_uri
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AccountBindings", "Farm", "FarmLocation"]
+__all__ = ["AccountBindings", "CallFailed", "Farm", "FarmLocation", "Unreachable"]
 
 #: How long a member waits for the owner's answer to a lookup before reading storage.
 LOOKUP_TIMEOUT = 0.5
@@ -105,6 +106,14 @@ FENCE_PARKED = 10_000
 NO_LOOKUP = frozenset({b"ACK", b"CANCEL", b"REGISTER", b"BYE", b"PRACK"})
 
 _TO = re.compile(rb"\n(?:to|t)[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE)
+
+
+class Unreachable(Exception):
+    """The member a call is for cannot be asked: its link is down or silent, or it left."""
+
+
+class CallFailed(Exception):
+    """The member asked answered with an error."""
 
 
 class BindingsNotSaved(SipError):
@@ -303,13 +312,19 @@ class Farm:
         self.admin_ready = True  # the operator's wish (POST /ready, /not-ready)
         self._ids = itertools.count(1)
         self._calls: dict[int, tuple[str, float]] = {}  # id → (aor, deadline)
+        self._waiting: dict[int, tuple[str, asyncio.Future[Any]]] = {}  # id → (peer, answer)
+        # Provisioning sent here by the member that received it (we write its subject),
+        # and the others' word that they changed an account or a domain (node.Member).
+        self.on_provision: Callable[[str, str, bytes], Coroutine[Any, Any, Any]] | None = None
+        self.on_changed: Callable[[str, str | None], None] | None = None
         self._parked: dict[str, list[tuple[bytes, Source]]] = {}
         # The ownership fence (see _fence_up) while it is up; the confirmations we owe.
         self._fence: _Fence | None = None
         self._owed: list[tuple[str, int, int]] = []  # (peer, call id, view)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._last_tick = 0.0
         self._stale_until = 0.0
+        self.stopping = False  # Farm.stop() began: new work goes to the others
         self.received = 0  # packets from this member's sockets (the relay ratio's base)
         core.accepting = False  # until a view names this member
         core.ready = False
@@ -328,7 +343,15 @@ class Farm:
     async def stop(self) -> None:
         """Leave the view, let relays on their way arrive and the transactions at work end
         (an in-dialog request that came after the drain; at most STOP_WAIT), then close
-        the links."""
+        the links.
+
+        From the first step on, a new request this member would serve itself goes to
+        the member that takes its Call-ID once this one is gone, or, when none can be
+        reached, a UDP one is dropped (the caller retransmits; the balancer moves the
+        flow once this member stops answering its probes): a 503 here would end a call
+        that any other member would have put through (the rolling update).
+        """
+        self.stopping = True
         await self.membership.stop()
         await asyncio.sleep(STOP_GRACE)
         loop = asyncio.get_running_loop()
@@ -380,6 +403,9 @@ class Farm:
             if token != self.me:
                 self.links.want(token, member.address)
         gone = [token for token in old.members if token not in view.members]
+        for peer, future in list(self._waiting.values()):
+            if peer not in view.members and not future.done():
+                future.set_exception(Unreachable(f"{peer} left the farm"))
         if gone:  # not at once: a stopping member still relays what its flows bring
             asyncio.get_running_loop().call_later(LINK_LINGER, self._forget, gone)
         for token in view.dead:  # the balancer forgets a dead member's flows; we do too
@@ -568,13 +594,26 @@ class Farm:
         owner = None
         key: bytes | None = None
         if p.method == b"OPTIONS" and self.core.options_to_me(data):
-            pass  # the balancer's probe of this member (or a keep-alive to the VIP): here
-        elif self.route.live:
+            return self._serve_here(data, source, now, p)  # the balancer's probe: here
+        if self.route.live:
             if p.method == b"REGISTER":
                 key = register_key(data)
                 owner = place(p, self.route, now, key=key, handoff=key is None)
             else:
                 owner = place(p, self.route, now)
+        # New work reaching a stopping member (a flow the balancer still maps here).
+        new_work = (
+            self.stopping
+            and p.status is None
+            and p.to_tag is None
+            and p.method not in (b"ACK", b"CANCEL")
+        )
+        if new_work and owner is None:
+            if self._has_transaction(data):
+                new_work = False  # a retransmission of what this member is serving
+            else:
+                owner = self._successor(key or p.call_id or b"")
+                new_work = owner is not None  # the last member: its 503 says so
         if owner is not None:
             relay = Relay(data, source.transport, source.host, source.port, self.me)
             # What any member may serve (a response; an in-dialog request on its route
@@ -598,7 +637,24 @@ class Farm:
                 if self.links.send(standby, relay):
                     self._count("relayed_out")
                     return []
+        if new_work and source.transport == "UDP":
+            self._count("stopping_dropped")
+            return []
         return self._serve_here(data, source, now, p)
+
+    def _has_transaction(self, data: bytes) -> bool:
+        try:
+            request = parse(data)
+        except SipError:
+            return False
+        return isinstance(request, SipRequest) and self.core.layer.match_server(request) is not None
+
+    def _successor(self, key: bytes) -> str | None:
+        """The member that takes ``key``'s new work once this one has gone."""
+        for token in self.route.ring.owners(key, len(self.route.ring)):
+            if token != self.me:
+                return token
+        return None
 
     def refuse(self, data: bytes, error: SipError, source: Source) -> list[Send] | Drop:
         outcome: list[Send] | Drop = self.core.refuse(data, error, source)
@@ -803,6 +859,14 @@ class Farm:
         elif type(frame) is Request:
             self._call(peer, frame)
         elif type(frame) is Response:
+            waiting = self._waiting.pop(frame.id, None)
+            if waiting is not None:
+                if not waiting[1].done():
+                    if frame.error is not None:
+                        waiting[1].set_exception(CallFailed(frame.error))
+                    else:
+                        waiting[1].set_result(frame.result)
+                return
             if self._fence is not None and frame.id in self._fence.calls:
                 self._confirmed(peer, frame.id)
                 return
@@ -828,6 +892,18 @@ class Farm:
             self._owed.append((peer, request.id, request.args["view"]))
             self._confirm()  # now, or once this member applies that view
             return
+        if request.method == "provision":
+            self._provide(peer, request)
+            return
+        if request.method == "changed":  # no answer: a cache entry to drop
+            domain, user = request.args.get("domain"), request.args.get("user")
+            if (
+                isinstance(domain, str)
+                and (user is None or isinstance(user, str))
+                and self.on_changed is not None
+            ):
+                self.on_changed(domain, user)
+            return
         if request.method != "lookup" or not isinstance(request.args.get("aor"), str):
             self.links.send(peer, Response(request.id, error=f"unknown call {request.method}"))
             return
@@ -838,6 +914,77 @@ class Farm:
         result = [binding_record(b, self.flows.holder(b.source)) for b in found]
         self._count("lookups_answered")
         self.links.send(peer, Response(request.id, result=result))
+
+    # -- calls that wait for their answer (provisioning) -----------------------------------
+
+    def writer(self, domain: str, user: str | None) -> str | None:
+        """The member that writes an account (its ring owner: the owner of its bindings)
+        or a domain (the controller: a foldering switch must run once); None when that
+        is this member, or when there is no farm to ask."""
+        if user is not None:
+            token = self.route.ring.owner(f"sip:{user}@{domain}".lower())
+        else:
+            token = self.view.controller
+        return None if token is None or token == self.me else token
+
+    def fenced(self) -> bool:
+        """Whether this member still waits for the others to apply the view that gave it
+        AORs (their previous owner may still write them)."""
+        return self._fence is not None
+
+    async def ask(self, peer: str, method: str, args: dict[str, Any], timeout: float | None) -> Any:
+        """Call ``method`` on ``peer`` and wait for its result.
+
+        Raises :class:`Unreachable` (its link is down or silent, or it leaves the
+        view meanwhile), :class:`CallFailed` (it answered an error) or TimeoutError.
+        """
+        if self.links.silent(peer):
+            raise Unreachable(f"{peer} is silent")
+        call = next(self._ids)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if not self.links.send(peer, Request(call, method, args)):
+            raise Unreachable(f"no link to {peer}")
+        self._count(f"asked_{method}")
+        self._waiting[call] = (peer, future)
+        try:
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            self._waiting.pop(call, None)
+
+    def changed(self, domain: str, user: str | None) -> None:
+        """Tell the others that provisioning changed an account (or a whole domain)."""
+        args = {"domain": domain, "user": user}
+        for peer in self.view.members:
+            if peer != self.me and not self.links.silent(peer):
+                self.links.send(peer, Request(next(self._ids), "changed", args))
+
+    def _provide(self, peer: str, request: Request) -> None:
+        """A provisioning request another member received for a subject we write."""
+        method, path, body = (request.args.get(k) for k in ("method", "path", "body"))
+        if (
+            self.on_provision is None
+            or not isinstance(method, str)
+            or not isinstance(path, str)
+            or not isinstance(body, bytes)
+        ):
+            self.links.send(peer, Response(request.id, error="not a provisioning call"))
+            return
+
+        def done(task: asyncio.Task[tuple[int, Any]]) -> None:
+            self._tasks.discard(task)
+            if task.cancelled():
+                return
+            exc = task.exception()
+            if exc is not None:
+                logger.error("provisioning for %s failed: %r", peer, exc)
+                self.links.send(peer, Response(request.id, error=f"failed: {exc!r}"))
+            else:
+                self.links.send(peer, Response(request.id, result=list(task.result())))
+
+        self._count("provision_for_others")
+        task = asyncio.get_running_loop().create_task(self.on_provision(method, path, body))
+        self._tasks.add(task)
+        task.add_done_callback(done)
 
     def status(self) -> dict[str, Any]:
         """The view as this member sees it (for /status)."""

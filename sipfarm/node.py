@@ -37,9 +37,9 @@ from mail.store import AccountStore
 from .actions import Send
 from .admin import AdminServer
 from .core import CoreConfig, SipCore
-from .farm import AccountBindings, Farm, FarmLocation
+from .farm import AccountBindings, CallFailed, Farm, FarmLocation, Unreachable
 from .flows import Flows
-from .provisioning import Provisioning
+from .provisioning import Answer, Provisioning
 from .registrar import Location, MemoryLocation, StoredLocation
 from .transport import TcpServer, TransportConfig, UdpServer, bind_udp
 from .transport.ratelimit import RateLimitedLog
@@ -62,6 +62,9 @@ FULL_COLLECTION = 3600.0
 #: The longest a drained member waits for the dialogs through it before it says idle
 #: (see Member.idle); its transactions it always waits for (their timers end them).
 DRAIN_DIALOGS = 30.0
+#: Seconds a provisioning write of one account waits for its owner (a domain's waits as
+#: long as the controller lives: a foldering switch moves every account).
+PROVISION_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +204,8 @@ class Member:
                 http=config.http,
             )
             self.dispatch = self.farm.dispatch
+            self.farm.on_provision = self.provide_here
+            self.farm.on_changed = self.accounts_changed
         else:
             self.dispatch = self._send
         self._handler = self.farm if self.farm is not None else self.core
@@ -260,11 +265,65 @@ class Member:
         else:
             self.core.ready = ready
 
-    def accounts_changed(self) -> None:
-        """Provisioning changed the store through this member: its cache starts afresh
-        (the other members' entries age out within their TTL, 30 s)."""
-        if isinstance(self.core.directory, Directory):
-            self.core.directory.clear()
+    # -- provisioning (sipfarm.provisioning): each write through its subject's writer ----
+
+    async def provide(self, method: str, path: str, body: bytes) -> Answer:
+        """Answer an authorized provisioning request received here.
+
+        A write goes to the member that writes its subject (DESIGN.md "Account
+        store"): an account's ring owner, so that one member opens and writes an
+        account at a time (its bindings and its settings alike); a domain's
+        controller, so that a foldering switch runs once.  When that member cannot
+        be asked (its link is down or silent: it may be dying), the answer is 503
+        with Retry-After, never a write here beside a writer that may still live.
+        """
+        assert self.provisioning is not None
+        subject = Provisioning.subject(method, path, body)
+        farm = self.farm
+        writer = farm.writer(*subject) if farm is not None and subject is not None else None
+        if farm is None or subject is None or writer is None:
+            return await self.provide_here(method, path, body)
+        timeout = PROVISION_TIMEOUT if subject.user is not None else None
+        try:
+            status, answer = await farm.ask(
+                writer, "provision", {"method": method, "path": path, "body": body}, timeout
+            )
+        except (Unreachable, CallFailed, TimeoutError) as exc:
+            what = f"{subject.user}@{subject.domain}" if subject.user else subject.domain
+            logger.warning("provisioning %s %s: its writer %s: %s", method, path, writer, exc)
+            return 503, {"error": f"{writer}, the writer of {what}, did not answer ({exc}): retry"}
+        return int(status), answer
+
+    async def provide_here(self, method: str, path: str, body: bytes) -> Answer:
+        """Do a provisioning request on this member (the writer of its subject, or a read)."""
+        assert self.provisioning is not None
+        subject = Provisioning.subject(method, path, body)
+        if subject is not None and self.farm is not None:
+            if self.farm.writer(*subject) is not None:  # the view moved it meanwhile
+                return 503, {"error": "its writer changed with the view: retry"}
+            if subject.user is not None and self.farm.fenced():
+                return 503, {"error": "the view is changing (its previous owner may write): retry"}
+        loop = asyncio.get_running_loop()
+        status, answer = await loop.run_in_executor(
+            None, self.provisioning.handle, method, path, body
+        )
+        if subject is not None and status < 300:
+            self.accounts_changed(*subject)  # served at once here, and at the others:
+            if self.farm is not None:
+                self.farm.changed(*subject)
+        return status, answer
+
+    def accounts_changed(self, domain: str, user: str | None = None) -> None:
+        """Provisioning changed an account (or a domain, ``user`` None): read it afresh."""
+        directory = self.core.directory
+        if not isinstance(directory, Directory):
+            return
+        if user is None:
+            directory.clear()
+            return
+        directory.forget(user, domain)
+        if self.farm is not None:  # its bindings too, when it was removed
+            self.farm.location.stored.forget(f"sip:{user}@{domain}")
 
     def view(self) -> dict[str, object] | None:
         """The farm as this member sees it (None for a member on its own)."""

@@ -48,7 +48,7 @@ import os
 import re
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote
 
 from mail import provision
@@ -65,7 +65,7 @@ from mail.store import AccountStore, write_atomic
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PASSWORD_FILE", "Answer", "Provisioning", "set_admin_password"]
+__all__ = ["PASSWORD_FILE", "Answer", "Provisioning", "Subject", "set_admin_password"]
 
 #: The admin password's key (PBKDF2-HMAC-SHA256, salted), in the data directory.
 PASSWORD_FILE = "admin.password"
@@ -76,6 +76,14 @@ MAX_BODY = 1024 * 1024
 REALM = "sipfarm provisioning"
 
 Answer = tuple[int, dict[str, Any] | None]
+
+
+class Subject(NamedTuple):
+    """What a provisioning write changes: one account (``user`` set), or a domain."""
+
+    domain: str
+    user: str | None = None
+
 
 _PATH = re.compile(r"^/domains(?:/([^/]+)(/accounts(?:/([^/]+)(/password)?)?)?)?$")
 
@@ -151,6 +159,36 @@ class Provisioning:
         return path == "/domains" or path.startswith("/domains/")
 
     # -- requests ------------------------------------------------------------------------
+
+    @staticmethod
+    def subject(method: str, path: str, body: bytes) -> Subject | None:
+        """What a request writes, so that the farm can send it to that thing's writer:
+        an account's to its owner, a domain's to the controller.  None for a read, and
+        for a request too wrong to name its subject (answered 400/404 where it is).
+        """
+        found = _PATH.match(path)
+        if method in ("GET", "HEAD") or found is None:
+            return None
+        domain, accounts, user, _ = found.groups()
+        try:
+            if domain is None:
+                if method != "POST":
+                    return None
+                named = _json(body, required=("domain",), optional=_LAYOUT)["domain"]
+                return Subject(named.lower()) if isinstance(named, str) and named else None
+            domain = _segment(domain).lower()
+            if accounts is None:
+                return Subject(domain)
+            if user is None:
+                if method != "POST":
+                    return None
+                named = _json(body, required=("user", "password"))["user"]
+                if not isinstance(named, str) or not named:
+                    return None
+                return Subject(domain, named.lower())
+            return Subject(domain, _segment(user).lower())
+        except _BadRequest:
+            return None
 
     def handle(self, method: str, path: str, body: bytes) -> Answer:
         """The answer to one authorized request (blocking: run it off the loop)."""

@@ -19,6 +19,7 @@ on storage and as msgpack on the cluster link.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -77,6 +78,10 @@ def binding_from_record(r: object) -> tuple[Binding, str | None]:
         and (q is None or isinstance(q, int | float))
         and isinstance(expires_at, int | float)
         and isinstance(at, int | float)
+        # json reads NaN and Infinity: a binding that would never expire, and whose
+        # ";expires=" the registrar could not write (int(inf) raises)
+        and math.isfinite(expires_at)
+        and math.isfinite(at)
         and isinstance(path, list | tuple)
         and all(isinstance(p, str) for p in path)
         and isinstance(source, list | tuple)
@@ -117,6 +122,8 @@ def decode_bindings(data: bytes) -> list[tuple[Binding, str | None]]:
         body = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"not JSON: {exc}") from None
+    except RecursionError:  # garbage such as b"[[[[…": json recurses per level
+        raise ValueError("not JSON: nested too deep") from None
     if not isinstance(body, dict) or body.get("format") != FORMAT:
         raise ValueError("not a bindings record of format 1")
     records = body.get("bindings")
@@ -165,6 +172,10 @@ class StoredLocation:
 
     def expire(self, now: float, budget: int) -> int:
         return self.memory.expire(now, budget)
+
+    def forget(self, aor: str) -> None:
+        """Read ``aor`` from storage again when next asked (provisioning changed it)."""
+        self._loaded.pop(aor, None)
 
     def invalidate(self) -> None:
         """Ownership changed: each AOR is read from storage again when next asked.
