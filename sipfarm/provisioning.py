@@ -26,6 +26,10 @@ PUT    /domains/D/accounts/U/password               ``{"password"}`` → 200
 DELETE /domains/D/accounts/U                        → 204
 ====== =========================================== ===========================================
 
+In a farm each write is done by its subject's writer (:meth:`Provisioning.subject`;
+``sipfarm.node.Member.provide``): an account's ring owner, a domain's controller;
+503 when that member cannot be asked.
+
 Errors are JSON ``{"error": "..."}``: 400 for a bad request (what is wrong: a bad
 name, a missing field, a foldering method that is not one), 401 without the
 admin password, 404 for an unknown domain or account, 405 for a method a path
