@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from .api import AccountRecord, Accounts
 from .errors import AccountStoreError
@@ -37,8 +37,11 @@ class Directory:
         ttl: float = 30.0,
         max_entries: int = 1_000_000,
         clock: Callable[[], float] = time.monotonic,
+        aliases: Callable[[str], Mapping[str, str]] | None = None,
     ) -> None:
         self.store = store
+        self._read_aliases = aliases  # a domain's alias → account (mail.aliases)
+        self._aliases: dict[str, tuple[Mapping[str, str], float]] = {}
         self.ttl = ttl
         self.max_entries = max_entries
         self._clock = clock
@@ -49,6 +52,7 @@ class Directory:
     def clear(self) -> None:
         """Forget what is cached (provisioning changed the store: read it afresh)."""
         self._accounts.clear()
+        self._aliases.clear()
         self._domains_at = -float("inf")
 
     def forget(self, user: str, domain: str) -> None:
@@ -86,3 +90,34 @@ class Directory:
             self._accounts.clear()
         self._accounts[k] = (record, now)
         return record
+
+    def canonical(self, user: str, domain: str) -> str | None:
+        """The account ``user@domain`` names: its own, or the one it is an alias of;
+        None when it names none."""
+        record = self.account(user, domain)
+        if record is not None:
+            return record.user
+        if self._read_aliases is None:
+            return None
+        target = self.aliases(domain).get(user.lower())
+        if target is None or self.account(target, domain) is None:
+            return None
+        return target
+
+    def aliases(self, domain: str) -> Mapping[str, str]:
+        """The domain's aliases (alias → account), read through the cache."""
+        domain = domain.lower()
+        hit = self._aliases.get(domain)
+        now = self._clock()
+        if hit is not None and now - hit[1] <= self.ttl:
+            return hit[0]
+        table: Mapping[str, str] = {}
+        if self._read_aliases is not None:
+            try:
+                table = self._read_aliases(domain)
+            except AccountStoreError as exc:  # no such domain, or a damaged file
+                logger.warning("aliases of %s: %s", domain, exc)
+            except OSError as exc:
+                logger.warning("aliases of %s unreadable: %s", domain, exc)
+        self._aliases[domain] = (table, now)
+        return table

@@ -23,6 +23,14 @@ class BadSettings(ValueError):
     """An ``account.settings`` that is not what this codec writes."""
 
 
+class BadSettingsChange(ValueError):
+    """A change of the settings that may not be made that way (the realm, the secrets)."""
+
+
+#: Keys only the codec writes: the realm is the domain's, the digest a password's.
+RESERVED = frozenset({"realm", "digest"})
+
+
 def ha1(algorithm: str, username: str, realm: str, password: str) -> str:
     """RFC 7616 §3.4.2 ``A1`` hashed: ``H(username ":" realm ":" password)`` in hex."""
     data = f"{username}:{realm}:{password}".encode()
@@ -49,12 +57,27 @@ class AccountSettings:
     def with_password(self, username: str, password: str) -> AccountSettings:
         return AccountSettings(self.realm, digests(username, self.realm, password), self.other)
 
+    def with_changes(self, changes: Mapping[str, Any]) -> AccountSettings:
+        """These settings with ``changes`` made (a None value removes its key)."""
+        reserved = sorted(RESERVED & set(changes))
+        if reserved:
+            raise BadSettingsChange(f"not a setting to change here: {', '.join(reserved)}")
+        other = dict(self.other)
+        for key, value in changes.items():
+            if value is None:
+                other.pop(key, None)
+            else:
+                other[key] = value
+        return AccountSettings(self.realm, self.digest, other)
+
     @classmethod
     def parse(cls, data: bytes) -> AccountSettings:
         try:
             obj = json.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise BadSettings(f"not UTF-8 JSON: {exc}") from None
+        except RecursionError:  # garbage such as b"[[[[…": json recurses per level
+            raise BadSettings("not UTF-8 JSON: nested too deep") from None
         if not isinstance(obj, dict):
             raise BadSettings("not a JSON object")
         realm = obj.pop("realm", None)

@@ -30,15 +30,16 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from .api import AccountRecord
 from .errors import AccountExists, DomainExists, NoSuchAccount, NoSuchDomain
 from .foldering import NONE, DomainShape, Method, check_fast
 from .layout import INFO, SETTINGS, Layout
 from .names import account_name, domain_name
-from .settings import AccountSettings
+from .settings import AccountSettings, BadSettings
 from .shapes import ShapeCache
 
 logger = logging.getLogger(__name__)
@@ -83,9 +84,15 @@ WRITE_ATTEMPTS = 4
 
 def read_first(paths: list[Path]) -> bytes | None:
     """The first of ``paths`` that can be read; twice over them when there are several."""
+    found = read_where(paths)
+    return None if found is None else found[1]
+
+
+def read_where(paths: list[Path]) -> tuple[Path, bytes] | None:
+    """:func:`read_first`, with the path it read (for an error that must name the file)."""
     for path in paths if len(paths) == 1 else paths * 2:
         try:
-            return path.read_bytes()
+            return path, path.read_bytes()
         except (FileNotFoundError, NotADirectoryError):
             continue
     return None
@@ -260,14 +267,49 @@ class AccountStore:
         )
 
     def set_password(self, user: str, domain: str, password: str) -> None:
+        """Give the account a new password; this also repairs damaged settings.
+
+        An ``account.settings`` that cannot be read back (truncated, overwritten)
+        cannot be repaired from what is left: the HA1s are all it holds of the
+        password.  The member refuses the account meanwhile; a new password is
+        the operator's repair, and writes fresh settings (realm: the domain; keys
+        the damaged file held beyond the realm and the HA1s are lost).
+        """
         user, domain = account_name(user), domain_name(domain)
-        settings = self._settings(user, domain)
+        try:
+            settings = self._settings(user, domain)
+        except BadSettings as exc:
+            logger.warning("account %s@%s: damaged settings replaced: %s", user, domain, exc)
+            settings = AccountSettings.new(user, domain, password)
         if settings is None:
             self.domain_path(domain)
             raise NoSuchAccount(f"{user}@{domain}")
         data = bytes(settings.with_password(user, password))
         self._write(SETTINGS, user, domain, lambda path: write_atomic(path, data))
         logger.info("account %s@%s password set", user, domain)
+
+    def settings(self, user: str, domain: str) -> dict[str, Any]:
+        """The account's own settings: what ``account.settings`` holds beside its realm
+        and digest secrets (NoSuchAccount, BadSettings)."""
+        user, domain = account_name(user), domain_name(domain)
+        return dict(self._existing_settings(user, domain).other)
+
+    def update_settings(self, user: str, domain: str, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Set the settings in ``changes`` (a None value removes one); the settings then.
+        BadSettingsChange for the realm or the digest secrets (a password changes those)."""
+        user, domain = account_name(user), domain_name(domain)
+        settings = self._existing_settings(user, domain).with_changes(changes)
+        data = bytes(settings)
+        self._write(SETTINGS, user, domain, lambda path: write_atomic(path, data))
+        logger.info("account %s@%s settings changed: %s", user, domain, ", ".join(sorted(changes)))
+        return dict(settings.other)
+
+    def _existing_settings(self, user: str, domain: str) -> AccountSettings:
+        settings = self._settings(user, domain)
+        if settings is None:
+            self.domain_path(domain)  # NoSuchDomain before NoSuchAccount
+            raise NoSuchAccount(f"{user}@{domain}")
+        return settings
 
     def get(self, user: str, domain: str) -> AccountRecord | None:
         user, domain = account_name(user), domain_name(domain)
@@ -335,8 +377,16 @@ class AccountStore:
         return path
 
     def _settings(self, user: str, domain: str) -> AccountSettings | None:
-        data = read_first(self.layout.settings_paths(user, domain))
-        return None if data is None else AccountSettings.parse(data)
+        """The account's settings, None without them; BadSettings, naming the file, when
+        they cannot be read back."""
+        found = read_where(self.layout.settings_paths(user, domain))
+        if found is None:
+            return None
+        path, data = found
+        try:
+            return AccountSettings.parse(data)
+        except BadSettings as exc:
+            raise BadSettings(f"{path}: {exc}") from None
 
 
 def _unique_methods(methods: Iterable[Method]) -> list[Method]:

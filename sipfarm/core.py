@@ -104,6 +104,21 @@ class Directory(Protocol):
 
     def account(self, user: str, domain: str) -> AccountRecord | None: ...
 
+    def canonical(self, user: str, domain: str) -> str | None: ...
+
+
+def callee_aor(directory: Directory, uri: SipUri) -> str | None:
+    """The AOR whose bindings a request to ``uri`` (in a served domain) reaches: its own
+    for an account, its account's for an alias (``mail.aliases``), None for neither."""
+    user = uri.user
+    if not user:
+        return None
+    domain = uri.host.lower()
+    if directory.account(user, domain) is not None:
+        return aor_of(uri)
+    name = directory.canonical(user, domain)
+    return None if name is None else f"sip:{name}@{domain}"
+
 
 @dataclass(frozen=True, slots=True)
 class CoreConfig:
@@ -131,12 +146,11 @@ class _Locator:
         return self.directory.has_domain(uri.host)
 
     def locate(self, uri: SipUri, now: float) -> list[Target] | Reject:
-        user = uri.user
-        domain = uri.host.lower()
-        if not user or self.directory.account(user, domain) is None:
+        aor = callee_aor(self.directory, uri)
+        if aor is None:
             return Reject(404)
         targets = []
-        for b in self.location.lookup(aor_of(uri), now):
+        for b in self.location.lookup(aor, now):
             try:
                 contact = parse_uri(b.contact)
             except SipError:

@@ -58,6 +58,7 @@ from mail.errors import AccountStoreError
 from mail.store import AccountStore
 
 from .actions import Drop, Send, Source
+from .core import callee_aor
 from .flows import Flows
 from .registrar import Binding, StoredLocation, aor_of, rank
 from .registrar.stored import (
@@ -760,7 +761,9 @@ class Farm:
             return False
         if type(uri) is not SipUri or not uri.user or not self.core.directory.has_domain(uri.host):
             return False
-        aor = aor_of(uri)
+        aor = callee_aor(self.core.directory, uri)
+        if aor is None:
+            return False  # no such account: the core answers 404
         owner = self.route.ring.owner(aor.lower())
         if owner is None or owner == self.me or aor in self.location.answers:
             return False

@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mail.aliases import aliases
 from mail.api import AccountRecord
 from mail.commit import GroupCommit
 from mail.directory import Directory
@@ -106,6 +107,9 @@ class _NoAccounts:
     def account(self, user: str, domain: str) -> AccountRecord | None:
         return None
 
+    def canonical(self, user: str, domain: str) -> str | None:
+        return None
+
 
 def farm_secret(data: Path | None) -> bytes:
     """The nonce secret every member of the farm shares: ``<data>/farm.secret``, made once."""
@@ -158,7 +162,11 @@ class Member:
     def __init__(self, config: MemberConfig):
         self.config = config
         store = AccountStore(config.data) if config.data is not None else None
-        directory: Directory | _NoAccounts = _NoAccounts() if store is None else Directory(store)
+        directory: Directory | _NoAccounts = (
+            _NoAccounts()
+            if store is None
+            else Directory(store, aliases=functools.partial(aliases, store))
+        )
         self.farm: Farm | None = None
         location: Location = MemoryLocation()
         flows = Flows(config.token)

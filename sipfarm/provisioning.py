@@ -23,7 +23,14 @@ POST   /domains/D/accounts                          ``{"user", "password"}`` →
 GET    /domains/D/accounts/U                        → ``{"user", "domain", "realm",
                                                     "algorithms"}`` (never a hash)
 PUT    /domains/D/accounts/U/password               ``{"password"}`` → 200
-DELETE /domains/D/accounts/U                        → 204
+GET    /domains/D/accounts/U/settings               → ``{"settings": {...}}``: the account's
+                                                    own settings (never the realm or a hash)
+PATCH  /domains/D/accounts/U/settings               ``{"key": value, "other": null}``: set
+                                                    keys, remove those given null → 200
+GET    /domains/D/accounts/U/aliases                → ``{"aliases": [...]}``
+PUT    /domains/D/accounts/U/aliases                ``{"aliases": [...]}``: its other names in
+                                                    the domain (``mail.aliases``) → 200
+DELETE /domains/D/accounts/U                        → 204 (its aliases go with it)
 ====== =========================================== ===========================================
 
 In a farm each write is done by its subject's writer (:meth:`Provisioning.subject`;
@@ -33,7 +40,7 @@ In a farm each write is done by its subject's writer (:meth:`Provisioning.subjec
 Errors are JSON ``{"error": "..."}``: 400 for a bad request (what is wrong: a bad
 name, a missing field, a foldering method that is not one), 401 without the
 admin password, 404 for an unknown domain or account, 405 for a method a path
-does not take, 409 for a domain or account that exists already, 413 for a body
+does not take, 409 for a domain, account or alias that exists already, 413 for a body
 over 1 MiB, 500 (logged) when the storage fails.
 
 :meth:`Provisioning.handle` does blocking file work (a domain switch moves
@@ -56,6 +63,7 @@ from typing import Any, NamedTuple
 from urllib.parse import unquote
 
 from mail import provision
+from mail.aliases import AliasExists, account_aliases, drop_aliases, set_aliases
 from mail.errors import (
     AccountExists,
     AccountStoreError,
@@ -65,6 +73,7 @@ from mail.errors import (
     NoSuchDomain,
 )
 from mail.foldering import BadLayout, Method, fast_index
+from mail.settings import BadSettingsChange
 from mail.store import AccountStore, write_atomic
 
 logger = logging.getLogger(__name__)
@@ -89,7 +98,9 @@ class Subject(NamedTuple):
     user: str | None = None
 
 
-_PATH = re.compile(r"^/domains(?:/([^/]+)(/accounts(?:/([^/]+)(/password)?)?)?)?$")
+_PATH = re.compile(
+    r"^/domains(?:/([^/]+)(/accounts(?:/([^/]+)(?:/(password|aliases|settings))?)?)?)?$"
+)
 
 
 class _BadRequest(Exception):
@@ -173,7 +184,7 @@ class Provisioning:
         found = _PATH.match(path)
         if method in ("GET", "HEAD") or found is None:
             return None
-        domain, accounts, user, _ = found.groups()
+        domain, accounts, user, part = found.groups()
         try:
             if domain is None:
                 if method != "POST":
@@ -190,6 +201,8 @@ class Provisioning:
                 if not isinstance(named, str) or not named:
                     return None
                 return Subject(domain, named.lower())
+            if part == "aliases":  # one file per domain (mail.aliases): its writer's
+                return Subject(domain)
             return Subject(domain, _segment(user).lower())
         except _BadRequest:
             return None
@@ -199,7 +212,7 @@ class Provisioning:
         found = _PATH.match(path)
         if found is None:
             return 404, {"error": f"no such path: {path}"}
-        domain, accounts, user, password = found.groups()
+        domain, accounts, user, part = found.groups()
         try:
             if domain is None:
                 return self._domains(method, body)
@@ -209,11 +222,17 @@ class Provisioning:
             if user is None:
                 return self._accounts(method, domain, body)
             user = _segment(user)
-            if password:
+            if part == "password":
                 return self._password(method, domain, user, body)
+            if part == "aliases":
+                return self._aliases(method, domain, user, body)
+            if part == "settings":
+                return self._settings(method, domain, user, body)
             return self._account(method, domain, user)
-        except (_BadRequest, BadName, BadLayout) as exc:
+        except (_BadRequest, BadName, BadLayout, BadSettingsChange) as exc:
             return 400, {"error": str(exc)}
+        except AliasExists as exc:
+            return 409, {"error": f"alias exists already: {exc}"}
         except (NoSuchDomain, NoSuchAccount) as exc:
             kind = "domain" if isinstance(exc, NoSuchDomain) else "account"
             return 404, {"error": f"no such {kind}: {exc}"}
@@ -264,9 +283,28 @@ class Provisioning:
             return 200, self._record(user, domain)
         if method == "DELETE":
             self.store.remove_account(user, domain)
+            drop_aliases(self.store, user, domain)
             logger.info("provisioning: account %s@%s removed", user, domain)
             return 204, None
         return _not_allowed("GET, DELETE")
+
+    def _aliases(self, method: str, domain: str, user: str, body: bytes) -> Answer:
+        if method == "GET":
+            return 200, {"aliases": account_aliases(self.store, user, domain)}
+        if method != "PUT":
+            return _not_allowed("GET, PUT")
+        names = _json(body, required=("aliases",))["aliases"]
+        if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+            raise _BadRequest("aliases must be a list of names")
+        return 200, {"aliases": set_aliases(self.store, user, domain, names)}
+
+    def _settings(self, method: str, domain: str, user: str, body: bytes) -> Answer:
+        if method == "GET":
+            return 200, {"settings": self.store.settings(user, domain)}
+        if method != "PATCH":
+            return _not_allowed("GET, PATCH")
+        changes = _json(body, optional=None)
+        return 200, {"settings": self.store.update_settings(user, domain, changes)}
 
     def _password(self, method: str, domain: str, user: str, body: bytes) -> Answer:
         if method != "PUT":
@@ -304,7 +342,7 @@ def _segment(text: str) -> str:
 
 
 def _json(
-    body: bytes, *, required: tuple[str, ...] = (), optional: tuple[str, ...] = ()
+    body: bytes, *, required: tuple[str, ...] = (), optional: tuple[str, ...] | None = ()
 ) -> dict[str, Any]:
     try:
         fields = json.loads(body or b"{}")
@@ -315,6 +353,8 @@ def _json(
     missing = [k for k in required if k not in fields]
     if missing:
         raise _BadRequest(f"missing: {', '.join(missing)}")
+    if optional is None:  # any field
+        return fields
     unknown = sorted(set(fields) - set(required) - set(optional))
     if unknown:
         raise _BadRequest(f"unknown fields: {', '.join(unknown)}")

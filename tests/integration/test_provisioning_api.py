@@ -203,3 +203,34 @@ def test_an_account_added_through_a_member_is_served_there_at_once(
     )
     assert status == 201
     assert register_status(m, "carol") == 401  # known now: challenged
+
+
+def test_an_accounts_settings_and_aliases(api: tuple[Member, int]) -> None:
+    base = "/domains/example.com/accounts"
+    assert call(api, "GET", f"{base}/bob/settings")[:2] == (200, {"settings": {}})
+    status, body, _ = call(api, "PATCH", f"{base}/bob/settings", {"language": "fr", "max": 2})
+    assert (status, body) == (200, {"settings": {"language": "fr", "max": 2}})
+    status, body, _ = call(api, "PATCH", f"{base}/bob/settings", {"language": None})
+    assert (status, body) == (200, {"settings": {"max": 2}})
+    status, body, _ = call(api, "PATCH", f"{base}/bob/settings", {"realm": "elsewhere"})
+    assert status == 400 and body is not None and "realm" in str(body["error"])
+
+    assert call(api, "GET", f"{base}/bob/aliases")[:2] == (200, {"aliases": []})
+    status, body, _ = call(api, "PUT", f"{base}/bob/aliases", {"aliases": ["Robert", "bobby"]})
+    assert (status, body) == (200, {"aliases": ["bobby", "robert"]})
+    assert call(api, "POST", base, {"user": "carol", "password": "pw"})[0] == 201
+    status, body, _ = call(api, "PUT", f"{base}/carol/aliases", {"aliases": ["robert"]})
+    assert status == 409 and body is not None and "alias of bob" in str(body["error"])
+    status, body, _ = call(api, "PUT", f"{base}/carol/aliases", {"aliases": ["bob"]})
+    assert status == 409, body
+    status, body, _ = call(api, "PUT", f"{base}/carol/aliases", {"aliases": "c"})
+    assert status == 400 and body is not None and "list of names" in str(body["error"])
+    status, _, headers = call(api, "POST", f"{base}/carol/aliases", {"aliases": []})
+    assert status == 405 and headers["Allow"] == "GET, PUT"
+    assert call(api, "GET", f"{base}/nobody/aliases")[0] == 404
+    # Removing the account frees its aliases.
+    assert call(api, "DELETE", f"{base}/bob")[0] == 204
+    assert call(api, "PUT", f"{base}/carol/aliases", {"aliases": ["robert"]})[:2] == (
+        200,
+        {"aliases": ["robert"]},
+    )
