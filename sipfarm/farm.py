@@ -101,6 +101,11 @@ FENCE_TIMEOUT = 2.0
 #: … and asks again the peers that have not answered after this long (a request sent on
 #: a connection that was closing is lost with it).
 FENCE_RESEND = 0.5
+#: The longest a joining member waits for its links to the members in its view before it
+#: says it is ready (a ready member gets relays at once; a link still dialing refuses
+#: them, and they are served elsewhere).  A peer that cannot be reached does not hold the
+#: join longer than this.
+JOIN_LINKS_WAIT = 2.0
 #: REGISTERs held while the fence is up; more get no answer (the phone retransmits).
 FENCE_PARKED = 10_000
 #: Requests that may need the callee's bindings (a new out-of-dialog request).
@@ -326,6 +331,8 @@ class Farm:
         self._last_tick = 0.0
         self._stale_until = 0.0
         self.stopping = False  # Farm.stop() began: new work goes to the others
+        self._joining_since: float | None = None  # until the links are up (JOIN_LINKS_WAIT)
+        self._publishing = False
         self.received = 0  # packets from this member's sockets (the relay ratio's base)
         core.accepting = False  # until a view names this member
         core.ready = False
@@ -378,15 +385,40 @@ class Farm:
             return
         if me is None and self.view.revision == 0:
             return  # not registered yet
+        if (
+            me is not None
+            and me.state is MemberState.JOINING
+            and want is MemberState.READY
+            and not self._links_ready()
+        ):
+            return  # tick() asks again
+        if self._publishing:
+            return
+        self._publishing = True
         task = asyncio.get_running_loop().create_task(self._set_state(want))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _links_ready(self) -> bool:
+        """Whether this joining member's links to the others are up (or it waited enough)."""
+        now = time.monotonic()
+        if self._joining_since is None:
+            self._joining_since = now
+        missing = sorted(t for t in self.view.live if t != self.me and not self.links.is_up(t))
+        if not missing:
+            return True
+        if now - self._joining_since < JOIN_LINKS_WAIT:
+            return False
+        logger.warning("ready without links to %s (still dialing)", ", ".join(missing))
+        return True
 
     async def _set_state(self, state: MemberState) -> None:
         try:
             await self.membership.set_state(state)
         except Exception as exc:  # etcd away: the keepalive notices and re-registers
             logger.warning("cannot publish state %s: %s", state.value, exc)
+        finally:
+            self._publishing = False  # a wish changed meanwhile: the next view publishes it
 
     def _serve(self) -> None:
         """Whether the core takes new work and answers its probes 200."""
@@ -830,6 +862,12 @@ class Farm:
         now = self._awake()
         if self._fence is not None:
             self._fence_tick(now)
+        if self._joining_since is not None and not self._publishing:
+            me = self.view.members.get(self.me)
+            if me is None or me.state is not MemberState.JOINING:
+                self._joining_since = None
+            else:
+                self._publish()
         if not self._calls:
             return
         late = [(call, aor) for call, (aor, deadline) in self._calls.items() if deadline <= now]
