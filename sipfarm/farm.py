@@ -657,6 +657,12 @@ class Farm:
             if not (stateless and self.links.silent(owner)) and self.links.send(owner, relay):
                 self._count("relayed_out")
                 return []
+            if key is not None and self.links.is_up(owner) and source.transport == "UDP":
+                # The owner lives but its link is full: a REGISTER served elsewhere
+                # would write the account beside its owner, whose copy in memory would
+                # then overwrite it (a lost binding).  The phone retransmits.
+                self._count("register_dropped_owner_busy")
+                return []
             # The owner is out of reach (it may have just died, before the view says
             # so): the next member in the ring's order for the packet's key, the one
             # the view will name once the owner is gone, so that the retransmissions
