@@ -14,137 +14,27 @@ on its own address, and the farm must behave as one server behind it:
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sipp import fresh_loopback
-from sippcalls import Sipp, make_data, write_csv
+from farm_proc import Proc, contacts, loopback_farm, register, until
+from sippcalls import DOMAIN, Sipp, make_data, write_csv
 
-from cluster.etcdproc import EtcdProcess, free_port
+from cluster.etcdproc import free_port
 from sipfarm.router import INVITE_HANDOFF
 
-DOMAIN = "example.com"
 ACCOUNTS = {f"u{i}": "pw" for i in range(40)}
-
-
-@dataclass
-class Proc:
-    """A member process and where to ask it."""
-
-    token: str
-    host: str
-    http: int
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def status(self) -> dict:  # type: ignore[type-arg]
-        with urllib.request.urlopen(f"http://{self.host}:{self.http}/status", timeout=2) as r:
-            return json.loads(r.read())  # type: ignore[no-any-return]
-
-    def post(self, path: str) -> None:
-        req = urllib.request.Request(f"http://{self.host}:{self.http}{path}", method="POST")
-        urllib.request.urlopen(req, timeout=2).close()
-
-
-def until(check, timeout: float = 15.0, what: str = "") -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if check():
-                return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or check}")
-        time.sleep(0.1)
 
 
 @pytest.fixture
 def farm(tmp_path: Path) -> Iterator[tuple[list[Proc], Path]]:
     data = make_data(tmp_path / "data", ACCOUNTS, DOMAIN)
-    etcd = EtcdProcess(tmp_path / "etcd", host=fresh_loopback(2379))
-    procs: list[Proc] = []
-    etcd.start()
-    try:
-        for token in ("m1", "m2"):
-            host = fresh_loopback(5060)
-            http = free_port(host)
-            log = tmp_path / f"{token}.log"
-            argv = [
-                sys.executable, "-m", "sipfarm", "member",
-                "--sip", f"{host}:5060", "--data", str(data), "--token", token,
-                "--etcd", f"{etcd.client[0]}:{etcd.client[1]}",
-                "--cluster", f"{host}:{free_port(host)}", "--http", f"{host}:{http}",
-                "--trusted", "127.0.0.0/8",
-            ]  # fmt: skip
-            with log.open("wb") as out:
-                process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
-            procs.append(Proc(token, host, http, process, log))
-        for p in procs:
-            until(lambda p=p: p.status()["state"] == "ready", what=f"{p.token} ready")
-        until(lambda: all(len(p.status()["view"]["ring"]) == 2 for p in procs), what="ring of 2")
-        yield procs, data
-    finally:
-        for p in procs:
-            if p.process.poll() is None:
-                p.process.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.process.wait(10)
-            except subprocess.TimeoutExpired:
-                p.process.kill()
-                p.process.wait()
-        etcd.stop()
-
-
-def register(sock: socket.socket, member: tuple[str, int], user: str, expires: int = 300) -> str:
-    """One REGISTER (trusted source: no challenge); the status line of the answer."""
-    port = sock.getsockname()[1]
-    call_id = f"reg-{user}-{os.getpid()}"
-    msg = (
-        f"REGISTER sip:{DOMAIN} SIP/2.0\r\n"
-        f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-{user}-{time.monotonic_ns()};rport\r\n"
-        f"Max-Forwards: 70\r\nTo: <sip:{user}@{DOMAIN}>\r\n"
-        f"From: <sip:{user}@{DOMAIN}>;tag=t{user}\r\nCall-ID: {call_id}\r\n"
-        f"CSeq: {time.monotonic_ns() % 2**31} REGISTER\r\n"
-        f"Contact: <sip:{user}@127.0.0.1:{port}>;expires={expires}\r\nContent-Length: 0\r\n\r\n"
-    )
-    sock.sendto(msg.encode(), member)
-    while True:
-        data, sender = sock.recvfrom(65535)
-        if f"Call-ID: {call_id}".encode() in data:
-            assert sender == member, f"answer from {sender}, not from {member}"
-            return data.split(b"\r\n", 1)[0].decode()
-
-
-def contacts(sock: socket.socket, member: tuple[str, int], user: str) -> list[str]:
-    """The bindings a REGISTER without Contact (a query, RFC 3261 §10.2.3) lists."""
-    port = sock.getsockname()[1]
-    call_id = f"query-{user}-{time.monotonic_ns()}"
-    msg = (
-        f"REGISTER sip:{DOMAIN} SIP/2.0\r\n"
-        f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-q{time.monotonic_ns()};rport\r\n"
-        f"Max-Forwards: 70\r\nTo: <sip:{user}@{DOMAIN}>\r\n"
-        f"From: <sip:{user}@{DOMAIN}>;tag=q\r\nCall-ID: {call_id}\r\n"
-        f"CSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n"
-    )
-    sock.sendto(msg.encode(), member)
-    while True:
-        data, _ = sock.recvfrom(65535)
-        if f"Call-ID: {call_id}".encode() in data:
-            assert data.startswith(b"SIP/2.0 200"), data[:200]
-            return [
-                line for line in data.decode().split("\r\n") if line.lower().startswith("contact:")
-            ]
+    with loopback_farm(tmp_path, data, ("m1", "m2")) as started:
+        yield list(started.members.values()), data
 
 
 def test_registrations_live_with_their_owner_and_survive_its_death(

@@ -61,6 +61,12 @@ def test_bindings_round_trip_through_storage(records: list[tuple[Binding, str | 
         b'{"format": 2, "bindings": []}',
         b'{"format": 1}',
         b'{"format": 1, "bindings": [[1]]}',
+        b"\x00\xff\xfe garbage \x81",
+        # past json's recursion limit: still ValueError, not RecursionError
+        pytest.param(b"[" * 100_000, id="nested-too-deep"),
+        pytest.param(
+            encode_bindings([(B, None)]).replace(b"1000300.0", b"Infinity"), id="infinity"
+        ),
     ],
 )
 def test_a_damaged_file_is_a_value_error(data: bytes) -> None:
@@ -72,6 +78,15 @@ def test_a_record_with_a_wrong_field_is_refused() -> None:
     record = binding_record(B, "m1")
     assert binding_from_record(record) == (B, "m1")
     record[6] = ["TCP", "198.51.100.7", "40123"]  # port as text
+    with pytest.raises(ValueError):
+        binding_from_record(record)
+
+
+@pytest.mark.parametrize("field", [2, 9])  # expires_at, registered_at
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+def test_a_record_with_a_time_that_is_not_finite_is_refused(field: int, value: float) -> None:
+    record = binding_record(B, None)
+    record[field] = value  # what json reads from Infinity or NaN in a damaged file
     with pytest.raises(ValueError):
         binding_from_record(record)
 

@@ -56,6 +56,8 @@ def test_round_trip_keeps_unknown_keys() -> None:
         b'{"realm": "c"}',
         b'{"digest": {}}',
         b'{"digest": {"MD5": 1}, "realm": "c"}',
+        # past json's recursion limit: still BadSettings, not RecursionError
+        pytest.param(b"[" * 100_000, id="nested-too-deep"),
     ],
 )
 def test_bad_settings(data: bytes) -> None:

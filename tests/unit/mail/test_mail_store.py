@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from mail.api import AccountRecord, Accounts
 from mail.errors import AccountExists, BadName, DomainExists, NoSuchAccount, NoSuchDomain
-from mail.settings import AccountSettings, verify_password
+from mail.settings import AccountSettings, BadSettings, digests, verify_password
 from mail.store import AccountStore, write_atomic
 
 pytestmark = pytest.mark.timeout(10)
@@ -119,6 +120,23 @@ def test_half_made_account_is_not_an_account(store: AccountStore, tmp_path: Path
     assert store.get("jsmith", "company.com") is None
     store.add_account("jsmith", "company.com", "pw")
     assert store.accounts("company.com") == ["jsmith"]
+
+
+@pytest.mark.parametrize("fast", [0, 1])
+def test_damaged_settings_name_their_file_and_a_new_password_repairs_them(
+    store: AccountStore, fast: int
+) -> None:
+    store.add_domain("company.com", fast=fast)
+    store.add_account("jsmith", "company.com", "pw")
+    path = store.layout.settings_path("jsmith", "company.com")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # a half-written file: the HA1s are lost
+    with pytest.raises(BadSettings, match=re.escape(str(path))):
+        store.get("jsmith", "company.com")
+    store.set_password("jsmith", "company.com", "new")
+    assert store.get("jsmith", "company.com") == AccountRecord(
+        "jsmith", "company.com", "company.com", digests("jsmith", "company.com", "new")
+    )
 
 
 def test_atomic_write_leaves_no_temp_files(store: AccountStore, tmp_path: Path) -> None:
