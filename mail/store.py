@@ -322,7 +322,12 @@ class AccountStore:
 
     def read_info(self, user: str, domain: str) -> bytes | None:
         """The account's ``account.info``, or None when it has none (or no such account)."""
-        return read_first(self.layout.info_paths(account_name(user), domain_name(domain)))
+        found = self.read_info_where(user, domain)
+        return None if found is None else found[1]
+
+    def read_info_where(self, user: str, domain: str) -> tuple[Path, bytes] | None:
+        """:meth:`read_info` with the file it read (an error must name the file)."""
+        return read_where(self.layout.info_paths(account_name(user), domain_name(domain)))
 
     def write_info(self, user: str, domain: str, data: bytes, *, writer: str) -> Path:
         """Replace the account's ``account.info`` atomically (NoSuchAccount without one);

@@ -45,6 +45,7 @@ import re
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from cluster.etcd import EtcdMembership
@@ -55,7 +56,7 @@ from cluster.membership import View as MembershipView
 from cluster.ring import Ring
 from mail.commit import GroupCommit
 from mail.errors import AccountStoreError
-from mail.store import AccountStore
+from mail.store import AccountStore, write_atomic
 
 from .actions import Drop, Send, Source
 from .core import callee_aor
@@ -152,6 +153,20 @@ def _split_aor(aor: str) -> tuple[str, str] | None:
     return user, domain
 
 
+def _keep_damaged(path: Path, data: bytes) -> Path | None:
+    """Keep a damaged file's bytes beside it (``<name>.damaged``) for the operator: the
+    next write of the account replaces the file.  Once: the first damage seen is kept."""
+    aside = path.with_name(path.name + ".damaged")
+    if aside.exists():
+        return aside
+    try:
+        write_atomic(aside, data)
+    except OSError as exc:
+        logger.warning("cannot keep the damaged %s: %s", path, exc)
+        return None
+    return aside
+
+
 class AccountBindings:
     """:class:`~sipfarm.registrar.stored.BindingStorage` on the account store's info files.
 
@@ -177,17 +192,25 @@ class AccountBindings:
         if names is None:
             return []
         try:
-            data = self.store.read_info(*names)
+            found = self.store.read_info_where(*names)
         except (AccountStoreError, OSError) as exc:
             logger.warning("bindings of %s unreadable: %s", aor, exc)
             return []
-        if data is None:
+        if found is None:
             return []
+        path, data = found
         try:
             records = decode_bindings(data)
         except ValueError as exc:  # a damaged file: served as empty, logged, rewritten next
             self.counters["bindings_damaged"] = self.counters.get("bindings_damaged", 0) + 1
-            logger.error("bindings of %s damaged, ignored until rewritten: %s", aor, exc)
+            kept = _keep_damaged(path, data)
+            logger.error(
+                "bindings of %s damaged, ignored until rewritten: %s: %s%s",
+                aor,
+                path,
+                exc,
+                f" (its bytes kept in {kept})" if kept else "",
+            )
             return []
         for b, holder in records:  # where the phone's flow is, as last seen
             token, _, life = (holder or "").partition("@")
