@@ -71,6 +71,7 @@ from .registrar.stored import (
 from .router import HANDOFF, View, place
 from .sip import Request as SipRequest
 from .sip import SipError, parse
+from .sip.errors import ServerInternalError
 from .sip.nameaddr import parse_nameaddr
 from .sip.peek import Peek, peek
 from .sip.uri import SipUri, parse_uri
@@ -922,7 +923,13 @@ class Farm:
                 p = peek(frame.data)
             except SipError:
                 p = None
-            self._serve_here(frame.data, source, now, p)  # never relayed on
+            try:
+                self._serve_here(frame.data, source, now, p)  # never relayed on
+            except Exception:  # a bug: logged, and the request gets 500 (STYLE §4)
+                logger.exception("relayed packet from %s failed: %r", peer, frame.data[:200])
+                refused = self.refuse(frame.data, ServerInternalError(), source)
+                if type(refused) is list and refused:
+                    self.dispatch(refused)
         elif type(frame) is Emit:
             self.flows.mine((frame.transport, frame.host, frame.port))
             self._send([Send(frame.data, frame.transport, (frame.host, frame.port))])

@@ -94,6 +94,14 @@ class TooManyHops(SipError):
     default_reason = "Too Many Hops"
 
 
+class ServerInternalError(SipError):
+    """500: the server failed on this request (a bug, logged): an answer, not silence
+    (RFC 3261 §21.5.1)."""
+
+    status = 500
+    default_reason = "Server Internal Error"
+
+
 class NotImplemented_(SipError):
     """501: a method we do not implement (RFC 3261 §21.5.2); carries Allow."""
 

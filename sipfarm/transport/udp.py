@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 
 from ..actions import Drop, MessageHandler, Send, Source
-from ..sip.errors import MessageTooLarge
+from ..sip.errors import MessageTooLarge, ServerInternalError
 from .config import TransportConfig
 from .ratelimit import RateLimitedLog
 
@@ -94,6 +94,16 @@ class UdpServer(asyncio.DatagramProtocol):
         except Exception:
             self._counters["udp_errors"] = self._counters.get("udp_errors", 0) + 1
             logger.exception("udp datagram from %s:%d failed: %r", addr[0], addr[1], data[:200])
+            self._failed(data, Source("UDP", addr[0], addr[1]))
+
+    def _failed(self, data: bytes, source: Source) -> None:
+        """A request we failed on gets 500 (STYLE §4): the phone hears, and stops."""
+        try:
+            outcome = self._refuse(data, ServerInternalError(), source)
+            if type(outcome) is list and outcome:
+                self._dispatch(outcome)
+        except Exception:
+            logger.exception("no 500 either for the datagram from %s:%d", *source[1:])
 
     def send(self, data: bytes, address: tuple[str, int]) -> None:
         """Send one datagram now, or queue it on the transport when the socket is full."""
