@@ -20,7 +20,7 @@ CALLEE2 = ("198.51.100.3", 5070)
 
 
 class Accounts:
-    """``has_domain`` / ``account`` over a dict: the Directory port."""
+    """``has_domain`` / ``account`` / ``canonical`` over a dict: the Directory port."""
 
     def __init__(self, domain: str = "example.com", users: tuple[str, ...] = ()) -> None:
         self.domain = domain
@@ -33,6 +33,11 @@ class Accounts:
 
     def account(self, user: str, domain: str) -> AccountRecord | None:
         return self.records.get(user) if domain.lower() == self.domain else None
+
+    def canonical(self, user: str, domain: str) -> str | None:
+        """No aliases here (mail.directory.Directory has them)."""
+        record = self.account(user, domain)
+        return None if record is None else record.user
 
 
 @dataclass
