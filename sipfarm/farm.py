@@ -279,7 +279,7 @@ class FarmLocation:
         stale = [aor for aor, (at, _) in self.answers.items() if now - at > LOOKUP_TTL]
         for aor in stale:
             del self.answers[aor]
-        return self.stored.expire(now, budget)
+        return self.stored.expire(now, budget, self.owns)
 
     def read(self, aor: str) -> list[Binding]:
         """What storage holds for ``aor`` (when its owner cannot be asked)."""

@@ -100,7 +100,9 @@ class MemoryLocation:
             self._due[aor] = first
             heapq.heappush(self._heap, (first, aor))
 
-    def expire(self, now: float, budget: int) -> int:
+    def expire(self, now: float, budget: int, changed: list[str] | None = None) -> int:
+        """:meth:`Location.expire`; the AORs that lost bindings are appended to
+        ``changed`` (their owner writes what is left to storage)."""
         heap = self._heap
         due = self._due
         removed = 0
@@ -113,6 +115,8 @@ class MemoryLocation:
             old = self._aors[aor]
             live = tuple(b for b in old if b.expires_at > now)
             removed += len(old) - len(live)
+            if changed is not None and len(live) < len(old):
+                changed.append(aor)
             if live:
                 self._aors[aor] = live
                 first = _earliest(live)

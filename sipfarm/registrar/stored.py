@@ -19,11 +19,13 @@ on storage and as msgpack on the cluster link.
 from __future__ import annotations
 
 import json
+import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from ..actions import Source
+from ..sip.errors import SipError
 from .binding import Binding
 from .location import MemoryLocation
 
@@ -38,6 +40,8 @@ __all__ = [
 
 #: The version of the stored form; a reader refuses another (ValueError).
 FORMAT = 1
+
+logger = logging.getLogger(__name__)
 
 
 class BindingStorage(Protocol):
@@ -170,8 +174,22 @@ class StoredLocation:
         self.memory.store(aor, bindings)
         self._loaded[aor] = self._epoch
 
-    def expire(self, now: float, budget: int) -> int:
-        return self.memory.expire(now, budget)
+    def expire(self, now: float, budget: int, owns: Callable[[str], bool] | None = None) -> int:
+        """Remove expired bindings from memory; and from storage too for the AORs ``owns``
+        says are ours and whose memory is the truth (loaded since the last ownership
+        change): an AOR whose phone stopped refreshing is not left on storage with a
+        binding that has long expired.  A failed write is logged; the stored copy is
+        filtered when it is next loaded anyway."""
+        changed: list[str] = []
+        removed = self.memory.expire(now, budget, changed)
+        for aor in changed:
+            if owns is None or not owns(aor) or self._loaded.get(aor) != self._epoch:
+                continue
+            try:
+                self.storage.write(aor, self.memory.bindings(aor))
+            except (SipError, OSError) as exc:
+                logger.warning("expired bindings of %s not removed from storage: %s", aor, exc)
+        return removed
 
     def forget(self, aor: str) -> None:
         """Read ``aor`` from storage again when next asked (provisioning changed it)."""

@@ -143,6 +143,25 @@ def test_after_a_change_of_ownership_every_aor_is_read_again() -> None:
     assert disk.reads == reads  # once
 
 
+def test_the_owner_removes_expired_bindings_from_storage_too() -> None:
+    disk = Disk()
+    loc = StoredLocation(disk)
+    later = B._replace(expires_at=1_000_900.0, contact="sip:alice@198.51.100.8")
+    for aor in ("sip:alice@example.com", "sip:bob@example.com", "sip:carol@example.com"):
+        loc.store(aor, [B, later])
+    ours = {"sip:alice@example.com", "sip:carol@example.com"}
+    loc.invalidate()  # an ownership change: carol is not loaded since, storage may be newer
+    loc.lookup("sip:alice@example.com", 1_000_100.0)
+    loc.lookup("sip:bob@example.com", 1_000_100.0)
+    assert loc.expire(1_000_400.0, 100, ours.__contains__) == 3  # B of each, in memory
+    assert disk.files["sip:alice@example.com"] == [(later, None)]  # ours, loaded: written
+    assert disk.files["sip:bob@example.com"] == [(B, None), (later, None)]  # not ours
+    assert disk.files["sip:carol@example.com"] == [(B, None), (later, None)]  # not loaded
+    disk.fail = True  # a failed write: logged, the memory goes on
+    assert loc.expire(1_001_000.0, 100, ours.__contains__) == 3
+    assert loc.bindings("sip:alice@example.com") == []
+
+
 @pytest.mark.parametrize(
     ("message", "key"),
     [
