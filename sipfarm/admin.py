@@ -12,7 +12,8 @@ h11 speaks HTTP/1.1; this module maps four routes onto the member:
   dialog it record-routed is up (a 2xx to INVITE opens one, a 2xx to BYE closes
   it) or 30 s have passed since the drain (``sipfarm.node.Member.idle``), and the
   member can be stopped for a rolling update;
-- ``POST /ready``: back into rotation;
+- ``POST /ready``: back into rotation (both POSTs, once an admin password is set
+  (``sipfarm admin password``), only with it, as the provisioning API);
 - ``/domains…``: the provisioning API (:mod:`sipfarm.provisioning`), behind the
   admin password; each write is done by its subject's writer in the farm
   (``sipfarm.node.Member.provide``), in a worker thread while the member keeps
@@ -119,7 +120,7 @@ class _Http(asyncio.Protocol):
                     if self._busy:
                         return  # answered when the worker is done (_provided)
                 else:
-                    self._answer(request)
+                    self._answer(request, dict(request.headers).get(b"authorization"))
                 if not self._next():
                     return
             elif isinstance(event, h11.ConnectionClosed):
@@ -169,7 +170,7 @@ class _Http(asyncio.Protocol):
         if self._next():
             self._run()
 
-    def _answer(self, request: h11.Request) -> None:
+    def _answer(self, request: h11.Request, authorization: bytes | None) -> None:
         method = request.method.decode()
         path = request.target.decode().split("?", 1)[0]
         member = self.member
@@ -184,6 +185,15 @@ class _Http(asyncio.Protocol):
             return
         if method != routes[path]:
             self._json(405, {"error": f"{path} takes {routes[path]}"}, [("Allow", routes[path])])
+            return
+        provisioning = member.provisioning
+        if (
+            method == "POST"
+            and provisioning is not None
+            and provisioning.password_set()
+            and not provisioning.authorized(authorization)
+        ):  # a drain changes the farm: the admin's, once there is an admin password
+            self._json(401, {"error": "the admin password is needed"}, provisioning.challenge())
             return
         if path == "/not-ready":
             member.set_ready(False)

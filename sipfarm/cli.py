@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import csv
 import dataclasses
 import http.client
@@ -55,6 +56,9 @@ EXIT_USAGE = 2
 #: Where ``up`` keeps the farm (storage, etcd, farm.json) and where the other commands look.
 DEFAULT_DATA = Path("sipfarm-data")
 
+#: Where ``member ready|not-ready`` finds the admin password (not on the command line,
+#: where ``ps`` shows it).
+PASSWORD_ENV = "SIPFARM_ADMIN_PASSWORD"
 #: How long ``status`` and ``member ready|not-ready`` wait for etcd.
 ETCD_TIMEOUT = 5.0
 
@@ -466,9 +470,14 @@ def _run_member(config: MemberConfig, debug: bool) -> int:
 def _admin(command: str, address: tuple[str, int]) -> int:
     """Ask a member's admin endpoint; print its JSON answer; exit 1 when it cannot be asked."""
     method, path = ("GET", "/status") if command == "status" else ("POST", f"/{command}")
+    headers = {}
+    password = os.environ.get(PASSWORD_ENV)
+    if password:
+        basic = base64.b64encode(f"admin:{password}".encode()).decode()
+        headers["Authorization"] = f"Basic {basic}"
     conn = http.client.HTTPConnection(address[0], address[1], timeout=5)
     try:
-        conn.request(method, path)
+        conn.request(method, path, headers=headers)
         answer = conn.getresponse()
         body = answer.read().decode("utf-8", "replace")
     except OSError as exc:
@@ -477,11 +486,14 @@ def _admin(command: str, address: tuple[str, int]) -> int:
     finally:
         conn.close()
     print(body, end="")
+    if answer.status == 401:
+        print(f"sipfarm: the member wants the admin password: set {PASSWORD_ENV}", file=sys.stderr)
     return 0 if answer.status == 200 else EXIT_STORE
 
 
 def _admin_password(args: argparse.Namespace) -> int:
-    """``admin password``: kept as its SHA-256 in the data directory (every member reads it)."""
+    """``admin password``: kept as a salted PBKDF2 key in the data directory (every member
+    reads it)."""
     try:
         args.data.mkdir(parents=True, exist_ok=True)
         set_admin_password(args.data, args.password)

@@ -165,6 +165,10 @@ class Provisioning:
         self._accepted = (stored, authorization)
         return True
 
+    def password_set(self) -> bool:
+        """Whether the operator set an admin password (``sipfarm admin password``)."""
+        return (self.data / PASSWORD_FILE).exists()
+
     @staticmethod
     def challenge() -> list[tuple[str, str]]:
         return [("WWW-Authenticate", f'Basic realm="{REALM}", charset="UTF-8"')]

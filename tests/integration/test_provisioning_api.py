@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import os
 import socket
 import subprocess
 import time
@@ -234,3 +235,28 @@ def test_an_accounts_settings_and_aliases(api: tuple[Member, int]) -> None:
         200,
         {"aliases": ["robert"]},
     )
+
+
+def test_a_drain_wants_the_admin_password_once_one_is_set(api: tuple[Member, int]) -> None:
+    assert call(api, "POST", "/not-ready", password=None)[0] == 401
+    assert call(api, "POST", "/not-ready", password="wrong")[0] == 401
+    assert call(api, "GET", "/health", password=None)[0] == 200  # still ready: not drained
+    status, body, _ = call(api, "POST", "/not-ready")
+    assert status == 200 and body is not None and body["state"] == "not-ready"
+    assert call(api, "GET", "/health", password=None)[0] == 503
+    assert call(api, "GET", "/status", password=None)[0] == 200  # the view stays open
+    assert call(api, "POST", "/ready")[0] == 200
+    assert call(api, "GET", "/health", password=None)[0] == 200
+
+
+def test_the_cli_drains_with_the_password_from_its_environment(api: tuple[Member, int]) -> None:
+    m, port = api
+    argv = [str(SIPFARM), "not-ready", "--http", f"{m.host}:{port}"]
+    env = {k: v for k, v in os.environ.items() if k != "SIPFARM_ADMIN_PASSWORD"}
+    refused = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=env)
+    assert refused.returncode == 1
+    assert "SIPFARM_ADMIN_PASSWORD" in refused.stderr
+    env["SIPFARM_ADMIN_PASSWORD"] = PASSWORD
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["state"] == "not-ready"
