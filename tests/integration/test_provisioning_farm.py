@@ -15,11 +15,13 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
-from farm_proc import LoopbackFarm, Proc, loopback_farm, register, until
+from farm_proc import LoopbackFarm, Proc, contacts, loopback_farm, register, until
 from sipp import SIPFARM
 from sippcalls import DOMAIN, make_data
 from test_provisioning_api import PASSWORD, call
@@ -198,3 +200,68 @@ def test_a_request_to_an_alias_reaches_the_account_through_every_member(
             if not data.startswith(b"SIP/2.0 1"):
                 break
         assert data.startswith(b"SIP/2.0 404"), data[:80]
+
+
+def test_a_foldering_switch_through_the_api_while_phones_register_and_are_looked_up(
+    farm: LoopbackFarm,
+) -> None:
+    """Issue 6: 0 failed lookups during a foldering switch, in a serving farm: every query
+    through either member lists the phone's binding, every refresh is acknowledged, while
+    the controller moves the domain's accounts (account foldering, fast storage, then the
+    store's domain foldering)."""
+    m1, m2 = farm.members["m1"], farm.members["m2"]
+    names = [f"mover{i}" for i in range(40)] + ["élodie"]
+    store = AccountStore(farm.data)
+    for name in names:
+        store.add_account(name, DOMAIN, "pw")
+    users = [quote(name) for name in names]  # as a phone writes it in a SIP URI
+    failures: list[str] = []
+    done = [0]
+    stop = threading.Event()
+
+    def phone(member: Proc, mine: list[str]) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            sock.settimeout(5)
+            port = sock.getsockname()[1]
+            for user in mine:
+                if (answer := register(sock, member.sip, user)) != "SIP/2.0 200 OK":
+                    failures.append(f"register {user}: {answer}")
+            others = [m1, m2]
+            while not stop.is_set():
+                for n, user in enumerate(mine):
+                    try:
+                        found = contacts(sock, others[n % 2].sip, user)
+                        if not any(f"127.0.0.1:{port}>" in c for c in found):
+                            failures.append(f"{user} not listed: {found}")
+                        if n % 5 == 0 and register(sock, member.sip, user) != "SIP/2.0 200 OK":
+                            failures.append(f"refresh {user} refused")
+                    except (OSError, AssertionError) as exc:
+                        failures.append(f"{user}: {exc!r}")
+                    done[0] += 1
+
+    threads = [
+        threading.Thread(target=phone, args=(m1, users[::2])),
+        threading.Thread(target=phone, args=(m2, users[1::2])),
+    ]
+    for t in threads:
+        t.start()
+    try:
+        until(lambda: done[0] >= len(users), timeout=30, what="the phones registered")
+        before = done[0]
+        steps = [
+            {"account_foldering": "1/1", "fast_storage": 2},
+            {"domain_foldering": "1"},
+            {"account_foldering": "none", "fast_storage": 0, "domain_foldering": "none"},
+        ]
+        for step in steps:
+            status, body, _ = api(m2, "PATCH", f"/domains/{DOMAIN}", step)
+            assert status == 200, body
+            assert body is not None and body["moves"], body
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    assert failures == []
+    assert done[0] - before > len(users)  # lookups ran during the moves
+    assert store.accounts(DOMAIN) == sorted(["bob", *names])
