@@ -1,4 +1,5 @@
-"""cluster/link.py over real TCP on loopback: handshake, relay both ways, reconnect, refusals."""
+"""cluster/link.py over real sockets on loopback (Unix and TCP): handshake, relays both ways,
+reconnect, refusals."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from cluster import link
 from cluster.frames import Frame, FrameReader, Hello, Ping, Relay, encode
 from cluster.link import SILENT, Links
 
@@ -46,6 +48,7 @@ def test_a_relay_crosses_the_link_both_ways_on_one_connection() -> None:
             a.want("b2", b_addr)  # a1 < b2: a dials
             b.want("a1", a_addr)  # b only waits
             await until(lambda: a.is_up("b2") and b.is_up("a1"))
+            assert a.is_local("b2") and b.is_local("a1")  # one namespace: a Unix socket
             relay = Relay(INVITE, "UDP", "198.51.100.1", 5060, "a1")
             assert a.send("b2", relay)
             await until(lambda: bool(b_in.frames))
@@ -55,6 +58,34 @@ def test_a_relay_crosses_the_link_both_ways_on_one_connection() -> None:
             await until(lambda: bool(a_in.frames))
             assert a_in.frames == [("b2", answer)]
             assert not b.counters.get("dial_retries")  # b never dialled
+        finally:
+            await a.close()
+            await b.close()
+
+    run(main)
+
+
+def test_a_peer_without_a_local_listener_is_dialled_over_tcp(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What a member in another network namespace looks like from here: its abstract
+    name is not found, so the link goes over TCP (and a cut veth cuts it)."""
+
+    async def main() -> None:
+        a_in, b_in = Inbox(), Inbox()
+        a, b = Links("a1", a_in), Links("b2", b_in)
+        monkeypatch.setattr(link, "LOCAL", False)
+        b_addr = await b.listen("127.0.0.74", 0)  # TCP only
+        monkeypatch.setattr(link, "LOCAL", True)
+        try:
+            a.want("b2", b_addr)
+            b.want("a1", ("127.0.0.75", 9))
+            await until(lambda: a.is_up("b2") and b.is_up("a1"))
+            assert not a.is_local("b2") and not b.is_local("a1")
+            relay = Relay(INVITE, "UDP", "198.51.100.1", 5060, "a1")
+            assert a.send("b2", relay)
+            await until(lambda: bool(b_in.frames))
+            assert b_in.frames == [("a1", relay)]
         finally:
             await a.close()
             await b.close()
