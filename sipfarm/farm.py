@@ -23,6 +23,10 @@ DESIGN.md "Ownership" and "Cluster".  A member started with ``--etcd`` puts a
   before its 200 OK; another member that needs an AOR's bindings to route a
   call asks the owner over the link (a ``lookup`` call) before its core sees
   the request, and reads the storage itself when the owner cannot answer.
+- **Provisioning** (the HTTP API) writes an account through its ring owner and a
+  domain through the controller: the member that received the request makes a
+  ``provision`` call (:meth:`Farm.ask`) and answers what the writer answered; the
+  writer tells every member what changed (``changed``: their caches drop it).
 - **Views** come from etcd in revision order.  A new ring keeps the previous
   one for 64*T1 (the hand-off window of the router); every owner reads its AORs
   from storage again (what another owner wrote meanwhile).
