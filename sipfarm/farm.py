@@ -283,7 +283,11 @@ class FarmLocation:
         stale = [aor for aor, (at, _) in self.answers.items() if now - at > LOOKUP_TTL]
         for aor in stale:
             del self.answers[aor]
-        return self.stored.expire(now, budget, self.owns)
+        failed: list[str] = []
+        removed = self.stored.expire(now, budget, self.owns, failed)
+        for what in failed:
+            logger.warning("expired bindings not removed from storage: %s", what)
+        return removed
 
     def read(self, aor: str) -> list[Binding]:
         """What storage holds for ``aor`` (when its owner cannot be asked)."""

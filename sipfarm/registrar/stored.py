@@ -19,7 +19,6 @@ on storage and as msgpack on the cluster link.
 from __future__ import annotations
 
 import json
-import logging
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -40,8 +39,6 @@ __all__ = [
 
 #: The version of the stored form; a reader refuses another (ValueError).
 FORMAT = 1
-
-logger = logging.getLogger(__name__)
 
 
 class BindingStorage(Protocol):
@@ -174,12 +171,18 @@ class StoredLocation:
         self.memory.store(aor, bindings)
         self._loaded[aor] = self._epoch
 
-    def expire(self, now: float, budget: int, owns: Callable[[str], bool] | None = None) -> int:
+    def expire(
+        self,
+        now: float,
+        budget: int,
+        owns: Callable[[str], bool] | None = None,
+        failed: list[str] | None = None,
+    ) -> int:
         """Remove expired bindings from memory; and from storage too for the AORs ``owns``
         says are ours and whose memory is the truth (loaded since the last ownership
         change): an AOR whose phone stopped refreshing is not left on storage with a
-        binding that has long expired.  A failed write is logged; the stored copy is
-        filtered when it is next loaded anyway."""
+        binding that has long expired.  A write that fails is named in ``failed`` (the
+        edge logs it); the stored copy is filtered when it is next loaded anyway."""
         changed: list[str] = []
         removed = self.memory.expire(now, budget, changed)
         for aor in changed:
@@ -188,7 +191,8 @@ class StoredLocation:
             try:
                 self.storage.write(aor, self.memory.bindings(aor))
             except (SipError, OSError) as exc:
-                logger.warning("expired bindings of %s not removed from storage: %s", aor, exc)
+                if failed is not None:
+                    failed.append(f"{aor}: {exc!r}")
         return removed
 
     def forget(self, aor: str) -> None:

@@ -157,8 +157,10 @@ def test_the_owner_removes_expired_bindings_from_storage_too() -> None:
     assert disk.files["sip:alice@example.com"] == [(later, None)]  # ours, loaded: written
     assert disk.files["sip:bob@example.com"] == [(B, None), (later, None)]  # not ours
     assert disk.files["sip:carol@example.com"] == [(B, None), (later, None)]  # not loaded
-    disk.fail = True  # a failed write: logged, the memory goes on
-    assert loc.expire(1_001_000.0, 100, ours.__contains__) == 3
+    disk.fail = True  # a failed write: named for the edge to log, the memory goes on
+    failed: list[str] = []
+    assert loc.expire(1_001_000.0, 100, ours.__contains__, failed) == 3
+    assert failed == ["sip:alice@example.com: OSError('disk full')"]
     assert loc.bindings("sip:alice@example.com") == []
 
 
