@@ -527,6 +527,8 @@ class Member:
             logger.exception("the pending foldering switch could not be finished")
 
     async def stop(self) -> None:
+        if self._gc in gc.callbacks:
+            gc.callbacks.remove(self._gc)
         if self.farm is not None:  # gone from the view first: nothing new is sent here
             await self.farm.stop()
         if self._ticker is not None:

@@ -63,7 +63,14 @@ from typing import Any, NamedTuple
 from urllib.parse import unquote
 
 from mail import provision
-from mail.aliases import AliasExists, account_aliases, drop_aliases, set_aliases
+from mail.aliases import (
+    AliasExists,
+    BadAliases,
+    account_aliases,
+    aliases,
+    drop_aliases,
+    set_aliases,
+)
 from mail.errors import (
     AccountExists,
     AccountStoreError,
@@ -73,6 +80,7 @@ from mail.errors import (
     NoSuchDomain,
 )
 from mail.foldering import BadLayout, Method, fast_index
+from mail.names import account_name
 from mail.settings import BadSettingsChange
 from mail.store import AccountStore, write_atomic
 
@@ -278,6 +286,13 @@ class Provisioning:
             return _not_allowed("GET, POST")
         fields = _json(body, required=("user", "password"))
         user = _text(fields, "user")
+        try:
+            target = aliases(self.store, domain).get(account_name(user))
+        except BadAliases as exc:  # the next alias change rewrites it
+            logger.error("provisioning: %s", exc)
+            target = None
+        if target is not None:  # an account would hide the alias
+            raise AliasExists(f"{account_name(user)}@{domain} is an alias of {target}")
         self.store.add_account(user, domain, _text(fields, "password"))
         logger.info("provisioning: account %s@%s added", user, domain)
         return 201, self._record(user, domain)

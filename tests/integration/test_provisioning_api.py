@@ -224,6 +224,8 @@ def test_an_accounts_settings_and_aliases(api: tuple[Member, int]) -> None:
     assert status == 409 and body is not None and "alias of bob" in str(body["error"])
     status, body, _ = call(api, "PUT", f"{base}/carol/aliases", {"aliases": ["bob"]})
     assert status == 409, body
+    status, body, _ = call(api, "POST", base, {"user": "Robert", "password": "pw"})
+    assert status == 409 and body is not None and "alias of bob" in str(body["error"])
     status, body, _ = call(api, "PUT", f"{base}/carol/aliases", {"aliases": "c"})
     assert status == 400 and body is not None and "list of names" in str(body["error"])
     status, _, headers = call(api, "POST", f"{base}/carol/aliases", {"aliases": []})
