@@ -40,7 +40,7 @@ from .admin import AdminServer
 from .core import CoreConfig, SipCore
 from .farm import AccountBindings, CallFailed, Farm, FarmLocation, Unreachable
 from .flows import Flows
-from .provisioning import Answer, Provisioning
+from .provisioning import Answer, Provisioning, Subject
 from .registrar import Location, MemoryLocation, StoredLocation
 from .transport import TcpServer, TransportConfig, UdpServer, bind_udp
 from .transport.ratelimit import RateLimitedLog
@@ -320,7 +320,7 @@ class Member:
         farm = self.farm
         writer = farm.writer(*subject) if farm is not None and subject is not None else None
         if farm is None or subject is None or writer is None:
-            return await self.provide_here(method, path, body)
+            return await self._provide_here(method, path, body, subject)
         timeout = PROVISION_TIMEOUT if subject.user is not None else None
         try:
             status, answer = await farm.ask(
@@ -333,9 +333,15 @@ class Member:
         return int(status), answer
 
     async def provide_here(self, method: str, path: str, body: bytes) -> Answer:
+        """Do a provisioning request another member sent here (we write its subject)."""
+        subject = Provisioning.subject(method, path, body)
+        return await self._provide_here(method, path, body, subject)
+
+    async def _provide_here(
+        self, method: str, path: str, body: bytes, subject: Subject | None
+    ) -> Answer:
         """Do a provisioning request on this member (the writer of its subject, or a read)."""
         assert self.provisioning is not None
-        subject = Provisioning.subject(method, path, body)
         if subject is not None and self.farm is not None:
             if self.farm.writer(*subject) is not None:  # the view moved it meanwhile
                 return 503, {"error": "its writer changed with the view: retry"}
