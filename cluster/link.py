@@ -18,7 +18,10 @@ DESIGN.md "Cluster": relayed packets and member-to-member calls travel as
   ``Hello``, or anything that is not a frame, the connection is closed.
 - **Reconnect.** A link this member opened is re-opened after a loss, with
   exponential backoff (50 ms doubling to 2 s), for as long as the peer is wanted
-  (:meth:`Links.want`, :meth:`Links.forget`: the membership view says so).
+  (:meth:`Links.want`, :meth:`Links.forget`: the membership view says so).  A
+  view that names the peer again (it restarted and registered) cuts the backoff
+  short: a restarted member receives its flows' packets from its first moment
+  on, and each one it cannot relay for want of a link goes a worse way.
 - **Silence.** On protocol version 2 each side sends a :class:`~cluster.frames.Ping`
   every KEEPALIVE seconds; a link on which nothing arrived for SILENT seconds is
   *silent* (:meth:`Links.silent`): its peer is frozen, cut off or stuck, though
@@ -209,6 +212,8 @@ class Links:
         self._links: dict[str, _Connection] = {}
         self._wanted: dict[str, tuple[str, int]] = {}
         self._dialing: dict[str, asyncio.Task[None]] = {}
+        self._wake: dict[str, asyncio.Event] = {}  # a dialler's backoff, cut short
+        self._ever: set[str] = set()  # the peers linked at least once since we started
         self._server: asyncio.AbstractServer | None = None
         self._local: asyncio.AbstractServer | None = None
         self._keepalive: asyncio.Task[None] | None = None
@@ -261,14 +266,23 @@ class Links:
     # -- the view says who the peers are ---------------------------------------------
 
     def want(self, peer: str, address: tuple[str, int]) -> None:
-        """Keep a link to ``peer`` at ``address`` (dialled only when our token sorts first)."""
+        """Keep a link to ``peer`` at ``address`` (dialled only when our token sorts first).
+
+        Called with every view: a dialler waiting out its backoff tries again now
+        (the view may say the peer is back)."""
         self._wanted[peer] = address
-        if self.token < peer and peer not in self._links and peer not in self._dialing:
-            self._dialing[peer] = asyncio.get_running_loop().create_task(self._dial(peer))
+        if self.token < peer and peer not in self._links:
+            if peer not in self._dialing:
+                self._dialing[peer] = asyncio.get_running_loop().create_task(self._dial(peer))
+            else:
+                wake = self._wake.get(peer)
+                if wake is not None:
+                    wake.set()
 
     def forget(self, peer: str) -> None:
         """``peer`` left the view: stop re-dialling it and close its link."""
         self._wanted.pop(peer, None)
+        self._wake.pop(peer, None)
         task = self._dialing.pop(peer, None)
         if task is not None:
             task.cancel()
@@ -278,6 +292,10 @@ class Links:
 
     def is_up(self, peer: str) -> bool:
         return peer in self._links
+
+    def was_up(self, peer: str) -> bool:
+        """Whether a link to ``peer`` was up at some time since this member started."""
+        return peer in self._ever
 
     def silent(self, peer: str) -> bool:
         """Whether ``peer``'s link is up but has said nothing for SILENT seconds (module
@@ -323,11 +341,16 @@ class Links:
                             return
                         await asyncio.sleep(delay / 4)
                 self.counters["dial_retries"] = self.counters.get("dial_retries", 0) + 1
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, BACKOFF_MAX)
+                wake = self._wake[peer] = asyncio.Event()
+                try:
+                    await asyncio.wait_for(wake.wait(), delay)
+                    delay = BACKOFF_FIRST  # a new view: the peer may be back
+                except TimeoutError:
+                    delay = min(delay * 2, BACKOFF_MAX)
         finally:
             if self._dialing.get(peer) is asyncio.current_task():
                 del self._dialing[peer]
+                self._wake.pop(peer, None)
 
     async def _dial_local(self, peer: str, address: tuple[str, int]) -> bool:
         """Connect to ``peer``'s local listener, when it is in our namespace (module
@@ -356,6 +379,7 @@ class Links:
         if old is not None and old is not conn and old.transport is not None:
             old.transport.close()  # the newer connection replaces it (the peer restarted)
         self._links[conn.peer] = conn
+        self._ever.add(conn.peer)
         logger.info(
             "cluster link to %s up (protocol %s, %s)",
             conn.peer,

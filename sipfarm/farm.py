@@ -43,6 +43,7 @@ DESIGN.md "Ownership" and "Cluster".  A member started with ``--etcd`` puts a
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import re
@@ -79,6 +80,7 @@ from .sip.errors import ServerInternalError
 from .sip.nameaddr import parse_nameaddr
 from .sip.peek import Peek, peek
 from .sip.uri import SipUri, parse_uri
+from .unlinked import Unlinked
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +116,9 @@ FENCE_RESEND = 0.5
 JOIN_LINKS_WAIT = 2.0
 #: REGISTERs held while the fence is up; more get no answer (the phone retransmits).
 FENCE_PARKED = 10_000
+#: Frames a starting member holds for peers it has not linked with yet (sipfarm.unlinked);
+#: more go the way of an unreachable member's.
+UNLINKED_HELD = 10_000
 #: Requests that may need the callee's bindings (a new out-of-dialog request).
 NO_LOOKUP = frozenset({b"ACK", b"CANCEL", b"REGISTER", b"BYE", b"PRACK"})
 
@@ -364,6 +369,8 @@ class Farm:
         self._stale_until = 0.0
         self.stopping = False  # Farm.stop() began: new work goes to the others
         self._joining_since: float | None = None  # until the links are up (JOIN_LINKS_WAIT)
+        # Frames for live peers this member has not linked with yet (sipfarm.unlinked).
+        self._unlinked = Unlinked(time.monotonic(), JOIN_LINKS_WAIT, UNLINKED_HELD)
         self._publishing = False
         self.received = 0  # packets from this member's sockets (the relay ratio's base)
         core.accepting = False  # until a view names this member
@@ -630,6 +637,7 @@ class Farm:
         """
         self.location.stored.invalidate()
         self.flows.clear()
+        self._unlinked.clear()
         for peer in list(self.view.members):  # what they queued for us meanwhile is stale
             if peer != self.me:
                 self.links.forget(peer)
@@ -666,6 +674,13 @@ class Farm:
                 owner = place(p, self.route, now, key=key, handoff=key is None)
             else:
                 owner = place(p, self.route, now)
+        elif not self.view.revision and source.transport == "UDP":
+            # Starting: the socket is open before etcd gave us a view, and the
+            # balancer already brings this address's flows (a restart).  Nothing can
+            # be placed yet, and a 503 would end a call that this member or another
+            # puts through on the retransmission, some milliseconds later.
+            self._count("starting_dropped")
+            return []
         # New work reaching a stopping member (a flow the balancer still maps here).
         new_work = (
             self.stopping
@@ -689,29 +704,75 @@ class Farm:
             if not (stateless and self.links.silent(owner)) and self.links.send(owner, relay):
                 self._count("relayed_out")
                 return []
-            if key is not None and self.links.is_up(owner) and source.transport == "UDP":
-                # The owner lives but its link is full: a REGISTER served elsewhere
-                # would write the account beside its owner, whose copy in memory would
-                # then overwrite it (a lost binding).  The phone retransmits.
-                self._count("register_dropped_owner_busy")
+            if self._hold(
+                owner,
+                relay,
+                lambda: self._sent(self._unrelayed(owner, relay, key, p, stateless, new_work)),
+            ):
                 return []
-            # The owner is out of reach (it may have just died, before the view says
-            # so): the next member in the ring's order for the packet's key, the one
-            # the view will name once the owner is gone, so that the retransmissions
-            # and the rest of the transaction meet it there whoever receives them.
-            self._count("relay_refused")
-            for standby in self.route.ring.owners(key or p.call_id or b"", len(self.route.ring)):
-                if standby == owner or (stateless and self.links.silent(standby)):
-                    continue
-                if standby == self.me:
-                    break
-                if self.links.send(standby, relay):
-                    self._count("relayed_out")
-                    return []
+            return self._unrelayed(owner, relay, key, p, stateless, new_work)
         if new_work and source.transport == "UDP":
             self._count("stopping_dropped")
             return []
         return self._serve_here(data, source, now, p)
+
+    def _unrelayed(
+        self,
+        owner: str,
+        relay: Relay,
+        key: bytes | None,
+        p: Peek,
+        stateless: bool,
+        new_work: bool,
+    ) -> list[Send] | Drop:
+        """The way of a packet its owner cannot take: see receive()."""
+        data = relay.data
+        source = Source(relay.transport, relay.host, relay.port)
+        if key is not None and self.links.is_up(owner) and source.transport == "UDP":
+            # The owner lives but its link is full: a REGISTER served elsewhere
+            # would write the account beside its owner, whose copy in memory would
+            # then overwrite it (a lost binding).  The phone retransmits.
+            self._count("register_dropped_owner_busy")
+            return []
+        # The owner is out of reach (it may have just died, before the view says
+        # so): the next member in the ring's order for the packet's key, the one
+        # the view will name once the owner is gone, so that the retransmissions
+        # and the rest of the transaction meet it there whoever receives them.
+        self._count("relay_refused")
+        for standby in self.route.ring.owners(key or p.call_id or b"", len(self.route.ring)):
+            if standby == owner or (stateless and self.links.silent(standby)):
+                continue
+            if standby == self.me:
+                break
+            if self.links.send(standby, relay):
+                self._count("relayed_out")
+                return []
+        if new_work and source.transport == "UDP":
+            self._count("stopping_dropped")
+            return []
+        return self._serve_here(data, source, time.time(), p)
+
+    def _hold(self, peer: str, frame: Frame, otherwise: Callable[[], None]) -> bool:
+        """Hold ``frame`` while this new member's first link to live ``peer`` comes up
+        (:mod:`sipfarm.unlinked`); True when held."""
+        if self.links.was_up(peer) or peer not in self.view.live:
+            return False
+        if not self._unlinked.hold(peer, frame, otherwise, time.monotonic()):
+            return False
+        self._count("held_for_link")
+        return True
+
+    def _release(self, now: float) -> None:
+        """Send what waited for links now up; what waited too long goes its other way."""
+        for peer, up, frame, otherwise in self._unlinked.due(now, self.links.is_up):
+            if up and self.links.send(peer, frame):
+                self._count("relayed_out" if type(frame) is Relay else "emitted")
+            else:
+                otherwise()
+
+    def _sent(self, sends: list[Send] | Drop) -> None:
+        if type(sends) is list and sends:
+            self.dispatch(sends)
 
     def _has_transaction(self, data: bytes) -> bool:
         try:
@@ -782,18 +843,21 @@ class Farm:
             if holder == me or (holder in same and transport == "UDP"):
                 direct.append(send)
                 continue
-            if (
-                holder is not None
-                and holder in live
-                and not self.links.silent(holder)
-                and self.links.send(holder, Emit(send.data, transport, host, port))
-            ):
-                self._count("emitted")
-                continue
+            if holder is not None and holder in live and not self.links.silent(holder):
+                emit = Emit(send.data, transport, host, port)
+                if self.links.send(holder, emit):
+                    self._count("emitted")
+                    continue
+                if self._hold(holder, emit, functools.partial(self._claimed, send, key, holder)):
+                    continue
             if self._claim(send, key, holder):
                 direct.append(send)
         if direct:
             self._send(direct)
+
+    def _claimed(self, send: Send, key: tuple[str, str, int], unreachable: str) -> None:
+        if self._claim(send, key, unreachable):
+            self._send([send])
 
     def _claim(self, send: Send, key: tuple[str, str, int], unreachable: str | None) -> bool:
         """Find the flow a holder for this send (see dispatch); True when it is this member.
@@ -900,6 +964,8 @@ class Farm:
         now = self._awake()
         if self._fence is not None:
             self._fence_tick(now)
+        if self._unlinked:
+            self._release(now)
         if self._joining_since is not None and not self._publishing:
             me = self.view.members.get(self.me)
             if me is None or me.state is not MemberState.JOINING:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import re
 import secrets
 import select
@@ -236,6 +237,7 @@ class SippProc:
             "-nostdin", "-max_socket", "10000", "-trace_stat", "-stf", "stat.csv", "-fd", "1",
             "-trace_err", "-error_file", "errors.log", "-trace_logs", "-log_file", "logs.log",
             *extra,
+            *(["-trace_msg"] if os.environ.get("SIPFARM_SIPP_TRACE") else []),
         )  # fmt: skip
         self.argv = argv
         with (workdir / "stdout").open("wb") as out:

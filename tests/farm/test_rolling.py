@@ -80,7 +80,8 @@ def test_rolling_update_under_load(farm_factory: Farm, tmp_path: Path, rate: int
         back = wait_rejoined(farm, name, MEMBERS)
         steps[name] = (
             f"in flight {in_flight} transactions; left rotation {left:.2f} s; "
-            f"idle after {idle_s:.1f} s; exit {exits[name]}; back in {back:.1f} s"
+            f"idle after {idle_s:.1f} s; exit {exits[name]}; back in {back:.1f} s; "
+            f"transactions/active/dialogs {' '.join([*seen[:2], '…', *seen[-2:]])}"
         )
     time.sleep(AFTER_S)
     result = load.stop()

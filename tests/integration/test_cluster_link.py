@@ -119,6 +119,40 @@ def test_a_lost_peer_is_redialled_with_backoff() -> None:
     run(main)
 
 
+def test_a_view_that_names_the_peer_again_cuts_the_backoff_short(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A restarted peer is dialled when the view names it again, not when the backoff
+    ends: the backoff is made an hour here, so only the wake can link them."""
+
+    async def main() -> None:
+        a_in, b_in = Inbox(), Inbox()
+        a = Links("a1", a_in)
+        b = Links("b2", b_in)
+        b_addr = await b.listen("127.0.0.76", 0)
+        try:
+            a.want("b2", b_addr)
+            await until(lambda: a.is_up("b2"))
+            assert a.was_up("b2") and not b.was_up("c3")
+            await asyncio.sleep(0.5)  # the first dialler's wait for the Hello ends
+            monkeypatch.setattr(link, "BACKOFF_FIRST", 3600.0)
+            retries = a.counters.get("dial_retries", 0)
+            await b.close()  # the peer stops
+            await until(lambda: a.counters.get("dial_retries", 0) > retries)  # a waits an hour
+            b = Links("b2", b_in)
+            await b.listen(*b_addr)  # it restarts on the same address
+            await asyncio.sleep(0.2)
+            assert not a.is_up("b2")  # nobody dials: a is in its backoff
+            a.want("b2", b_addr)  # the view names it again (it registered)
+            await until(lambda: a.is_up("b2") and b.is_up("a1"))
+            assert b.was_up("a1")
+        finally:
+            await a.close()
+            await b.close()
+
+    run(main)
+
+
 @pytest.mark.parametrize(
     "first",
     [
