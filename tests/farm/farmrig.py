@@ -530,7 +530,23 @@ class Farm:
             parts.append(
                 f"--- {log.name} (warnings and errors, last 40) ---\n" + "\n".join(lines[-40:])
             )
+        parts.append(f"--- balancer flows to the VIP that no member answers ---\n{self.unmapped()}")
         return "\n".join(parts)
+
+    def unmapped(self) -> str:
+        """The balancer's conntrack entries to the VIP's SIP port that were not DNATed to a
+        member (their reply comes from the VIP itself): a phone whose flow is one of these
+        reaches nobody until the entry times out.  For a failed test's message."""
+        done = subprocess.run(
+            self.topo.exec_argv("lb", "conntrack", "-L", "--orig-dst", VIP),
+            capture_output=True, text=True, check=False, timeout=10,
+        )  # fmt: skip
+        lines = []
+        for line in done.stdout.splitlines():
+            srcs = re.findall(r"src=(\S+)", line)
+            if f"dport={SIP_PORT}" in line and len(srcs) == 2 and srcs[1] == VIP:
+                lines.append(line)
+        return "\n".join(lines[:20]) or "(none)"
 
 
 #: Every report of the session, printed again in pytest's terminal summary (conftest.py).

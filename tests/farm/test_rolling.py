@@ -75,13 +75,14 @@ def test_rolling_update_under_load(farm_factory: Farm, tmp_path: Path, rate: int
         except AssertionError as exc:
             raise AssertionError(f"{exc}; its transactions: {' '.join(seen)}") from None
         idle_s = time.time() - drained
+        trace = seen if len(seen) <= 4 else [*seen[:2], "…", *seen[-2:]]
         exits[name] = farm.stop_member(name)
         farm.start_member(name)
         back = wait_rejoined(farm, name, MEMBERS)
         steps[name] = (
             f"in flight {in_flight} transactions; left rotation {left:.2f} s; "
             f"idle after {idle_s:.1f} s; exit {exits[name]}; back in {back:.1f} s; "
-            f"transactions/active/dialogs {' '.join([*seen[:2], '…', *seen[-2:]])}"
+            f"transactions/active/dialogs {' '.join(trace)}"
         )
     time.sleep(AFTER_S)
     result = load.stop()
