@@ -112,7 +112,8 @@ FENCE_RESEND = 0.5
 #: The longest a joining member waits for its links to the members in its view before it
 #: says it is ready (a ready member gets relays at once; a link still dialing refuses
 #: them, and they are served elsewhere).  A peer that cannot be reached does not hold the
-#: join longer than this.
+#: join longer than this.  It is also how long after its start a member holds the frames
+#: for peers it has not linked with yet (sipfarm.unlinked).
 JOIN_LINKS_WAIT = 2.0
 #: REGISTERs held while the fence is up; more get no answer (the phone retransmits).
 FENCE_PARKED = 10_000
