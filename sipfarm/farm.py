@@ -368,6 +368,9 @@ class Farm:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._last_tick = 0.0
         self._stale_until = 0.0
+        # Counts the freezes past the lease and the losses of etcd: what waited behind
+        # a group commit across one of them is stale (see dispatch).
+        self._epoch = 0
         self.stopping = False  # Farm.stop() began: new work goes to the others
         self._joining_since: float | None = None  # until the links are up (JOIN_LINKS_WAIT)
         # Frames for live peers this member has not linked with yet (sipfarm.unlinked).
@@ -636,6 +639,7 @@ class Farm:
         over (the retransmissions reach them): its own transactions are dropped, or
         their retransmissions, once its link is back, would ring callees twice.
         """
+        self._epoch += 1
         self.location.stored.invalidate()
         self.flows.clear()
         self._unlinked.clear()
@@ -813,12 +817,27 @@ class Farm:
         waits behind it: the 200 OK of a REGISTER whose binding is not yet on
         stable storage, and whatever comes after it, so that answers keep their
         order.  Nothing waits when nothing was written.
+
+        What waited across a freeze past the lease (SIGSTOP: the commit's thread
+        stops too, and finishes on waking) or a loss of etcd is dropped: the farm
+        took this member's work over meanwhile, and a 100 Trying or a forwarded
+        INVITE sent seconds late reaches a caller that has its call from another
+        member, and rings the callee twice (the SIGSTOP farm test saw both).
         """
         commit = self.commit
         if commit.pending:
-            commit.after(lambda: self._route(sends))
+            commit.after(functools.partial(self._released, self._epoch, sends))
         else:
             self._route(sends)
+
+    def _released(self, epoch: int, sends: list[Send]) -> None:
+        self._awake()  # the commit may finish before anything else notices a freeze
+        if epoch != self._epoch:
+            self.counters["stale_sends_dropped"] = self.counters.get(
+                "stale_sends_dropped", 0
+            ) + len(sends)
+            return
+        self._route(sends)
 
     def _route(self, sends: list[Send]) -> None:
         """Send through the member that holds each destination's flow (module docstring).
@@ -933,6 +952,7 @@ class Farm:
         """
         now = time.monotonic()
         if self._last_tick and now - self._last_tick > self.membership.ttl:
+            self._epoch += 1
             stale = self._drain()
             self._stale_until = now + STALE
             dropped = self.core.layer.clear()  # before their timers fire: others took over
