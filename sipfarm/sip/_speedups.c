@@ -1826,6 +1826,22 @@ answer_options(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             bad |= out_put(&o, p + L->s, L->le - L->s) | out_put(&o, "\r\n", 2);
             continue;
         }
+        Py_ssize_t vlen = L->ve - L->v;
+        int rport_last = rport_at >= 0 && vlen >= 6 && memcmp(p + L->ve - 6, ";rport", 6) == 0;
+        if ((rport_at < 0 || rport_last) && memchr(p + L->v, ',', (size_t)vlen) == NULL) {
+            /* Request.with_received's common shapes: the Via as written, then `=port` for
+             * a last `;rport` and `;received=host` (not rebuilt: `SIP/2.0/udp`, `h ;branch`
+             * and `:05060` stay as the phone wrote them, as in the reference's answer). */
+            bad |= out_put(&o, p + L->s, L->name_end - L->s) | out_put(&o, ": ", 2)
+                   | out_put(&o, p + L->v, vlen);
+            if (rport_last) {
+                char num[24];
+                int len = snprintf(num, sizeof(num), "=%ld", port);
+                bad |= out_put(&o, num, len);
+            }
+            bad |= out_put(&o, ";received=", 10) | out_put(&o, hp, hn) | out_put(&o, "\r\n", 2);
+            continue;
+        }
         /* `name: ` + str(stamped Via) (Via.__str__, Params.__str__) */
         bad |= out_put(&o, p + L->s, L->name_end - L->s) | out_put(&o, ": SIP/2.0/", 10);
         bad |= out_str(&o, transport) | out_put(&o, " ", 1) | out_str(&o, via_host);

@@ -124,6 +124,9 @@ TAKEN = [
     variant(VIA, b"Via: SIP/2.0/UDP 192.0.2.4;branch=z9hG4bKa\r\n"),
     variant(VIA, b"Via: SIP/2.0/UDP 192.0.2.4:5062;branch=z9hG4bKa;rport\r\n"),
     variant(VIA, b"Via: SIP/2.0/udp 192.0.2.4:05062 ; rport ; branch = z9hG4bKa\r\n"),
+    # stamped as written, as Request.with_received does (Hypothesis found `aDP`)
+    variant(VIA, b"Via: SIP/2.0/aDP pc33.atlanta.com;branch=z9hG4bKa\r\n"),
+    variant(VIA, b"Via: SIP/2.0/UDP pc33.atlanta.com:05060 ;branch=z9hG4bKa;rport\r\n"),
     variant(VIA, b'Via: SIP/2.0/TCP 10.0.0.9;rport;branch=z9hG4bKa;foo="x y";lr\r\n'),
     variant(VIA, b"Via: SIP/2.0/TLS 10.0.0.9;branch=z9hG4bKa\r\n"),
     variant(VIA, b"Via: SIP/2.0/WSS h.example;branch=z9hG4bKa\r\n"),
