@@ -329,17 +329,17 @@ class Links:
         try:
             while peer in self._wanted and peer not in self._links:
                 host, port = self._wanted[peer]
+                # set by _up (the peer's Hello came) or by want (a view named the peer)
+                wake = self._wake[peer] = asyncio.Event()
                 with contextlib.suppress(OSError, TimeoutError):
                     if not await self._dial_local(peer, (host, port)):
                         await asyncio.wait_for(
                             loop.create_connection(lambda: _Connection(self, peer), host, port),
                             5.0,
                         )
-                    # up once the peer's Hello arrives; give it a moment
-                    for _ in range(20):
-                        if peer in self._links:
-                            return
-                        await asyncio.sleep(delay / 4)
+                    await asyncio.wait_for(wake.wait(), 5 * delay)  # the peer's Hello
+                if peer in self._links:
+                    return
                 self.counters["dial_retries"] = self.counters.get("dial_retries", 0) + 1
                 wake = self._wake[peer] = asyncio.Event()
                 try:
@@ -380,6 +380,9 @@ class Links:
             old.transport.close()  # the newer connection replaces it (the peer restarted)
         self._links[conn.peer] = conn
         self._ever.add(conn.peer)
+        wake = self._wake.get(conn.peer)
+        if wake is not None:  # our dialler waits for this Hello
+            wake.set()
         logger.info(
             "cluster link to %s up (protocol %s, %s)",
             conn.peer,
