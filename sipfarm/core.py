@@ -36,7 +36,7 @@ from mail.api import AccountRecord
 
 from .actions import Drop, Send, SendResponse, Source
 from .auth import DigestAuth, TrustedSources, Verdict
-from .ownership import tag_prefix
+from .ownership import is_stateless_tag
 from .proxy.proxy import Proxy, ProxyConfig, Reject, Target
 from .proxy.routing import (
     Hop,
@@ -283,6 +283,51 @@ class SipCore:
             self._answer(request, source, exc.status, exc.reason, exc.headers)
         return out
 
+    def gate(self, data: bytes, source: Source, now: float) -> list[Send] | None:
+        """The answer of a new request that carries no credentials, when it is stateless.
+
+        The farm edge asks before relaying a new REGISTER or call to its owner.  A
+        challenge (401/407), a refusal of its domain or account (403/404) or of its
+        form (400, 416, 420, 483) is the same from every member, nonces being
+        farm-wide (:mod:`sipfarm.auth.nonce`), and leaves no state behind, so the
+        member the request landed on answers it and saves the relay; its ACK is
+        absorbed wherever it lands (``router`` rule 3).  None: the request goes to
+        its owner, because it would be registered or proxied (a trusted sender, an
+        inbound call), or it is a retransmission of one the owner serves, or this
+        member sheds new work (the owner decides then).  Credentials are verified
+        only by the owner, whose nonce-count table sees every retry of its requests.
+        """
+        if self.overloaded or not self.accepting:
+            return None
+        try:
+            msg = parse(data)
+        except SipError:
+            return None
+        if not isinstance(msg, Request) or msg.to.tag is not None:
+            return None
+        method = msg.method
+        if method != "REGISTER" and method not in CHALLENGED:
+            return None
+        headers = msg.headers
+        if headers.has_key("authorization") or headers.has_key("proxy-authorization"):
+            return None
+        request = msg.with_received(source.host, source.port)
+        if method == "OPTIONS" and self._for_me(request):
+            return None
+        out: list[Send] = []
+        self.layer.out = out
+        try:
+            validate_request(request, ("path", "outbound"))
+            if method == "REGISTER":
+                passed = self._registrant(request, source, now) is not None
+            else:
+                passed = self._caller(request, source, now) is not None
+        except SipError as exc:
+            self.counters[f"answered_{exc.status}"] += 1
+            self._answer(request, source, exc.status, exc.reason, exc.headers)
+            passed = False
+        return None if passed else out
+
     def refuse(self, data: bytes, error: SipError, source: Source) -> Outcome:
         """Bytes found broken (by the parser or the edge): answered when possible."""
         action = self.stateless.refuse(data, error, source)
@@ -386,8 +431,13 @@ class SipCore:
         if entry is not None:
             self.layer.received_request(entry, ack, now)  # the ACK of a non-2xx: absorbed
             return
-        if ack.to.tag is not None and ack.to.tag.startswith(tag_prefix(self.config.token)):
-            self.counters["ack_absorbed"] += 1  # the ACK of one of our stateless answers
+        if is_stateless_tag(ack.to.tag) and not any(
+            isinstance(r.uri, SipUri) and r.uri.params.get("member") is not None for r in ack.route
+        ):
+            # The ACK of a stateless answer of this member or another (a challenge
+            # answered where the request landed, ownership.stateless_tag); an ACK on
+            # the farm's route set is a 2xx's, whatever its To-tag looks like.
+            self.counters["ack_absorbed"] += 1
             return
         reject = self.proxy.process(ack, source, now, may_relay=source.host in self.trusted)
         if reject is not None:
@@ -407,31 +457,38 @@ class SipCore:
         self.proxy.cancel(invite, cancel, source, now)
 
     def _register(self, request: Request, source: Source, now: float) -> None:
-        """RFC 3261 §10.3 steps 1-5 here; steps 6-8 are the registrar's."""
+        """RFC 3261 §10.3 steps 1-5 here (:meth:`_registrant`); steps 6-8 are the registrar's."""
+        aor = self._registrant(request, source, now)
+        if aor is None:
+            return
+        response = self.registrar.register(
+            request, aor, source, now, to_tag=self.stateless.to_tag(request)
+        )
+        self.counters[f"register_{response.status}"] += 1
+        self.layer.out.append(self._to_source(bytes(response), request, source))
+
+    def _registrant(self, request: Request, source: Source, now: float) -> str | None:
+        """The AOR a REGISTER may update, or None when it was answered (400/403/404/401)."""
         to = request.to.uri
         if not isinstance(to, SipUri) or not to.user:
             self._answer(request, source, 400, "To is not a SIP AOR", ())
-            return
+            return None
         domain = to.host.lower()
         uri = request.uri
         if not self.directory.has_domain(domain) or not (
             isinstance(uri, SipUri) and (uri.host.lower() == domain or self.me.is_me(uri))
         ):
             self._answer(request, source, 403, "Domain Not Served", ())
-            return
+            return None
         account = self.directory.account(to.user, domain)
         if account is None:
             self._answer(request, source, 404, None, ())
-            return
+            return None
         if source.host not in self.trusted and not self._authenticated(
             request, source, account, now, proxy=False
         ):
-            return
-        response = self.registrar.register(
-            request, aor_of(to), source, now, to_tag=self.stateless.to_tag(request)
-        )
-        self.counters[f"register_{response.status}"] += 1
-        self.layer.out.append(self._to_source(bytes(response), request, source))
+            return None
+        return aor_of(to)
 
     def _authenticated(
         self, request: Request, source: Source, account: AccountRecord, now: float, *, proxy: bool
@@ -465,23 +522,33 @@ class SipCore:
         return False
 
     def _proxy(self, request: Request, source: Source, now: float) -> None:
-        trusted = source.host in self.trusted
-        may_relay = trusted
-        if not trusted and request.to.tag is None and request.method in CHALLENGED:
-            caller = request.from_.uri
-            local = isinstance(caller, SipUri) and self.directory.has_domain(caller.host)
-            if isinstance(caller, SipUri) and caller.user and local:
-                account = self.directory.account(caller.user, caller.host.lower())
-                if account is None:
-                    self._answer(request, source, 403, "Unknown Caller", ())
-                    return
-                if not self._authenticated(request, source, account, now, proxy=True):
-                    return
-                may_relay = True
+        may_relay = self._caller(request, source, now)
+        if may_relay is None:
+            return
         reject = self.proxy.process(request, source, now, may_relay=may_relay)
         if reject is not None and reject.status:
             self.counters[f"answered_{reject.status}"] += 1
             self._answer(request, source, reject.status, reject.reason, reject.headers)
+
+    def _caller(self, request: Request, source: Source, now: float) -> bool | None:
+        """Whether a request to proxy may go outside the served domains (a trusted or
+        authenticated sender); None when it was answered (403, or the 407 challenge)."""
+        if source.host in self.trusted:
+            return True
+        if request.to.tag is not None or request.method not in CHALLENGED:
+            return False
+        caller = request.from_.uri
+        if not (
+            isinstance(caller, SipUri) and caller.user and self.directory.has_domain(caller.host)
+        ):
+            return False  # an inbound call: not challenged
+        account = self.directory.account(caller.user, caller.host.lower())
+        if account is None:
+            self._answer(request, source, 403, "Unknown Caller", ())
+            return None
+        if not self._authenticated(request, source, account, now, proxy=True):
+            return None
+        return True
 
     # -- sending ------------------------------------------------------------------------
 

@@ -64,7 +64,7 @@ from mail.errors import AccountStoreError
 from mail.store import AccountStore, write_atomic
 
 from .actions import Drop, Send, Source
-from .core import callee_aor
+from .core import CHALLENGED, callee_aor
 from .flows import Flows
 from .registrar import Binding, StoredLocation, aor_of, rank
 from .registrar.stored import (
@@ -123,7 +123,12 @@ UNLINKED_HELD = 10_000
 #: Requests that may need the callee's bindings (a new out-of-dialog request).
 NO_LOOKUP = frozenset({b"ACK", b"CANCEL", b"REGISTER", b"BYE", b"PRACK"})
 
+#: New requests whose stateless answer (a challenge …) the member they land on gives
+#: itself rather than relay them (SipCore.gate).
+GATED = frozenset(m.encode() for m in CHALLENGED) | {b"REGISTER"}
+
 _TO = re.compile(rb"\n(?:to|t)[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE)
+_CREDENTIALS = re.compile(rb"\n(?:proxy-)?authorization[ \t]*:", re.IGNORECASE)
 
 
 class Unreachable(Exception):
@@ -699,6 +704,20 @@ class Farm:
             else:
                 owner = self._successor(key or p.call_id or b"")
                 new_work = owner is not None  # the last member: its 503 says so
+        if (
+            owner is not None
+            and p.to_tag is None
+            and p.method in GATED
+            and not self.stopping
+            and _CREDENTIALS.search(data) is None
+        ):
+            # A new request without credentials: its challenge (or 403/404) is the
+            # same from every member and needs no state, so it is answered here.
+            answer = self.core.gate(data, source, now)
+            if answer is not None:
+                self._count("answered_where_landed")
+                self.dispatch(answer)
+                return []
         if owner is not None:
             relay = Relay(data, source.transport, source.host, source.port, self.me)
             # What any member may serve (a response; an in-dialog request on its route

@@ -15,7 +15,9 @@ Rules, in order:
    Record-Route), or failing that a **Request-URI** that names one, belongs to
    that member: in-dialog requests and requests to a task.
 3. An **ACK** whose To-tag carries a member token belongs to that member (the
-   ACK of a response that member made itself).
+   ACK of a response that member made itself), except the ACK of a *stateless*
+   answer (:func:`~sipfarm.ownership.stateless_tag`: a challenge, a 404 …): no
+   transaction waits for it, so it is absorbed wherever it lands.
 4. Anything else (a new request, a CANCEL, a retransmission without a token)
    belongs to the **owner of its Call-ID** on the ring of ready members.  During
    a view change, a packet the member has no state for goes to its owner
@@ -24,6 +26,13 @@ Rules, in order:
    it is, is there.  A new INVITE only for INVITE_HANDOFF, and never to a
    drained member: its retransmissions stop at our 100 Trying, a joining member
    should get calls at once, and a drained one none.
+
+Before rule 4 relays a new request, the farm edge lets the member it landed on
+answer it when that answer is stateless and the same from every member: the
+challenge of a REGISTER or a call sent without credentials, a 403/404 for its
+domain or account (``SipCore.gate``).  No work is placed by it, and the retry
+with credentials is placed by rule 4 like any new request; half the relays of an
+authenticated call through two members were the challenged INVITE and its ACK.
 
 A token that names no live member is ignored (its work died with it); the
 next rule decides.
@@ -44,7 +53,7 @@ from typing import NamedTuple
 
 from cluster.ring import Ring
 
-from .ownership import token_of_branch, token_of_tag, token_of_uri
+from .ownership import is_stateless_tag, token_of_branch, token_of_tag, token_of_uri
 from .sip.peek import Peek
 
 __all__ = ["HANDOFF", "INVITE_HANDOFF", "View", "place"]
@@ -102,6 +111,8 @@ def place(
         # 2. Route / Request-URI naming a member
         owner = _live(token_of_uri(peek.route), view) or _live(token_of_uri(peek.request_uri), view)
         if owner is None and peek.method == b"ACK":  # 3.
+            if is_stateless_tag(peek.to_tag):
+                return None
             owner = _live(token_of_tag(peek.to_tag), view)
     if owner is None:  # 4. the Call-ID's owner
         if key is None:

@@ -29,6 +29,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from .actions import Action, Drop, SendResponse, Source
+from .ownership import stateless_tag
 from .sip import Request, SipError, make_response, parse, salvage_response, validate_request
 from .sip.errors import MethodNotAllowed, NotImplemented_
 from .sip.headers import HeaderField, Headers
@@ -104,7 +105,7 @@ class StatelessCore:
                 str(request.cseq.seq),
             )
         ).encode("utf-8", "surrogateescape")
-        return f"{self.config.token}-{zlib.crc32(key):08x}"
+        return stateless_tag(self.config.token, zlib.crc32(key))
 
     def receive(self, data: bytes, source: Source) -> Action:
         """One message, whole (a datagram, or what the stream framer cut out)."""
@@ -169,7 +170,7 @@ class StatelessCore:
 
     def refuse(self, data: bytes, exc: SipError, source: Source) -> Action:
         """Answer ``exc`` to a request that is broken, if enough of it survives; else drop."""
-        tag = f"{self.config.token}-{zlib.crc32(data):08x}"
+        tag = stateless_tag(self.config.token, zlib.crc32(data))
         answer = salvage_response(data, exc, tag, (source.host, source.port))
         if answer is None:
             self.counters["garbage"] += 1

@@ -1895,7 +1895,7 @@ answer_options(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         bad |= out_put(&o, p + to->s, to->name_end - to->s) | out_put(&o, ": ", 2);
         bad |= out_put(&o, p + to->v, to->ve - to->v) | out_put(&o, ";tag=", 5);
         bad |= out_str(&o, token);
-        len = snprintf(num, sizeof(num), "-%08x", (unsigned int)c);
+        len = snprintf(num, sizeof(num), "-s%08x", (unsigned int)c);
         bad |= out_put(&o, num, len);
     }
     bad |= out_put(&o, "\r\n", 2);

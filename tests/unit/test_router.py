@@ -8,7 +8,9 @@ from hypothesis import strategies as st
 from cluster.ring import Ring
 from sipfarm.ownership import (
     branch_prefix,
+    is_stateless_tag,
     is_token,
+    stateless_tag,
     tag_prefix,
     token_of_branch,
     token_of_tag,
@@ -95,6 +97,34 @@ def test_the_ack_of_a_members_own_answer_goes_to_it() -> None:
         "CSeq: 1 ACK",
     )
     assert place(peek(ack), VIEW, 0.0) == "m2"
+
+
+def test_stateless_and_stateful_tags_are_told_apart() -> None:
+    tag = stateless_tag("m2", 0x0A1B2C3D)
+    assert tag == "m2-s0a1b2c3d" and token_of_tag(tag) == "m2"
+    assert is_stateless_tag(tag) and is_stateless_tag(tag.encode())
+    assert not is_stateless_tag(tag_prefix("m2") + "0a1b2c3d")  # the proxy's own tags
+    for other in (None, "", "m2-s0a1b2c3", "m2-s0a1b2c3d9", "M2-s0a1b2c3d", "-s0a1b2c3d"):
+        assert not is_stateless_tag(other)
+
+
+def test_the_ack_of_a_stateless_answer_is_absorbed_where_it_lands() -> None:
+    """No transaction waits for it (a challenge answered where its request landed)."""
+    for token in ("m2", "m3", "m9"):
+        ack = msg(
+            "ACK sip:bob@example.com SIP/2.0",
+            f"To: <sip:bob@example.com>;tag={stateless_tag(token, 0xDEADBEEF)}",
+            "CSeq: 1 ACK",
+        )
+        assert place(peek(ack), VIEW, 0.0) is None
+    # an ACK on the farm's route set is the ACK of a 2xx: its route decides
+    routed = msg(
+        "ACK sip:bob@198.51.100.2:5070 SIP/2.0",
+        "Route: <sip:198.51.100.80:5060;lr;member=m3>",
+        f"To: <sip:bob@example.com>;tag={stateless_tag('m2', 1)}",
+        "CSeq: 1 ACK",
+    )
+    assert place(peek(routed), VIEW, 0.0) == "m3"
 
 
 def test_new_work_goes_to_the_call_ids_owner() -> None:
