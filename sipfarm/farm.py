@@ -120,6 +120,10 @@ FENCE_PARKED = 10_000
 #: Frames a starting member holds for peers it has not linked with yet (sipfarm.unlinked);
 #: more go the way of an unreachable member's.
 UNLINKED_HELD = 10_000
+#: Re-INVITEs relayed from a member that it remembers, for the ACK of a non-2xx answer to
+#: one (``Farm._reinvites``); more are not remembered, and such an ACK is then forwarded
+#: like the ACK of a 2xx (its transaction retransmits its answer until Timer H).
+REINVITES_MAX = 100_000
 #: Requests that may need the callee's bindings (a new out-of-dialog request).
 NO_LOOKUP = frozenset({b"ACK", b"CANCEL", b"REGISTER", b"BYE", b"PRACK"})
 
@@ -380,6 +384,12 @@ class Farm:
         self._joining_since: float | None = None  # until the links are up (JOIN_LINKS_WAIT)
         # Frames for live peers this member has not linked with yet (sipfarm.unlinked).
         self._unlinked = Unlinked(time.monotonic(), JOIN_LINKS_WAIT, UNLINKED_HELD)
+        # Branch -> (member, until) of the re-INVITEs relayed from here, for HANDOFF
+        # (64*T1): the ACK of a non-2xx answer to one carries its branch and goes to its
+        # transaction, where every other ACK on a route set is forwarded where it
+        # lands (router rule 2).  The balancer keeps a flow on one member, so the ACK
+        # lands where its re-INVITE did.
+        self._reinvites: dict[bytes, tuple[str, float]] = {}
         self._publishing = False
         self.received = 0  # packets from this member's sockets (the relay ratio's base)
         core.accepting = False  # until a view names this member
@@ -684,6 +694,8 @@ class Farm:
                 owner = place(p, self.route, now, key=key, handoff=key is None)
             else:
                 owner = place(p, self.route, now)
+                if owner is None and p.method == b"ACK" and self._reinvites:
+                    owner = self._reinvite_owner(p.branch, now)
         elif not self.view.revision and source.transport == "UDP":
             # Starting: the socket is open before etcd gave us a view, and the
             # balancer already brings this address's flows (a restart).  Nothing can
@@ -727,6 +739,8 @@ class Farm:
             stateless = p.status is not None or (p.to_tag is not None and p.route is not None)
             if not (stateless and self.links.silent(owner)) and self.links.send(owner, relay):
                 self._count("relayed_out")
+                if p.method == b"INVITE" and p.to_tag is not None:
+                    self._relayed_reinvite(p.branch, owner, now)
                 return []
             if self._hold(
                 owner,
@@ -775,6 +789,26 @@ class Farm:
             self._count("stopping_dropped")
             return []
         return self._serve_here(data, source, time.time(), p)
+
+    def _relayed_reinvite(self, branch: bytes | None, owner: str, now: float) -> None:
+        if branch and len(self._reinvites) < REINVITES_MAX:
+            self._reinvites[branch] = (owner, now + HANDOFF)
+
+    def _reinvite_owner(self, branch: bytes | None, now: float) -> str | None:
+        """The live member this member relayed the re-INVITE of ``branch`` to, if any."""
+        entry = self._reinvites.get(branch) if branch else None
+        if entry is None or entry[1] <= now or entry[0] not in self.route.live:
+            return None
+        self._count("reinvite_acks_relayed")
+        return entry[0]
+
+    def _forget_reinvites(self, now: float) -> None:
+        reinvites = self._reinvites
+        while reinvites:
+            branch = next(iter(reinvites))
+            if reinvites[branch][1] > now:
+                break
+            del reinvites[branch]
 
     def _hold(self, peer: str, frame: Frame, otherwise: Callable[[], None]) -> bool:
         """Hold ``frame`` while this new member's first link to live ``peer`` comes up
@@ -1006,6 +1040,8 @@ class Farm:
             self._fence_tick(now)
         if self._unlinked:
             self._release(now)
+        if self._reinvites:
+            self._forget_reinvites(time.time())
         if self._joining_since is not None and not self._publishing:
             me = self.view.members.get(self.me)
             if me is None or me.state is not MemberState.JOINING:

@@ -13,7 +13,13 @@ Rules, in order:
    that took over its work (the retransmissions of its requests went there).
 2. A request with a **Route** that names a member (``member=`` in the farm's
    Record-Route), or failing that a **Request-URI** that names one, belongs to
-   that member: in-dialog requests and requests to a task.
+   that member: in-dialog requests and requests to a task.  Except an **ACK**
+   on that route set: it is the ACK of a 2xx, which RFC 3261 makes end to end
+   (§13.2.2.4, §17.1.1.3: no proxy transaction takes it) and every member
+   forwards alike by loose routing, so it is forwarded where it lands.  The
+   one ACK on a route set that a transaction waits for, that of a non-2xx
+   answer to a re-INVITE, has that INVITE's branch; the edge that relayed the
+   re-INVITE sends it the same way (``Farm._reinvites``).
 3. An **ACK** whose To-tag carries a member token belongs to that member (the
    ACK of a response that member made itself), except the ACK of a *stateless*
    answer (:func:`~sipfarm.ownership.stateless_tag`: a challenge, a 404 …): no
@@ -109,7 +115,10 @@ def place(
         # (a member that is gone: to the one that took its transactions over, rule 4)
     else:
         # 2. Route / Request-URI naming a member
-        owner = _live(token_of_uri(peek.route), view) or _live(token_of_uri(peek.request_uri), view)
+        route = token_of_uri(peek.route)
+        if route is not None and peek.method == b"ACK":
+            return None
+        owner = _live(route, view) or _live(token_of_uri(peek.request_uri), view)
         if owner is None and peek.method == b"ACK":  # 3.
             if is_stateless_tag(peek.to_tag):
                 return None

@@ -92,9 +92,10 @@ def until(check: Callable[[], object], timeout: float = 15.0, what: str = "") ->
 class LoopbackFarm:
     """An etcd and the members started on it (see the module docstring)."""
 
-    def __init__(self, workdir: Path, data: Path) -> None:
+    def __init__(self, workdir: Path, data: Path, advertise: str | None = None) -> None:
         self.workdir = workdir
         self.data = data
+        self.advertise = advertise  # host:port every member shows phones (a VIP)
         self.etcd = EtcdProcess(workdir / "etcd", host=fresh_loopback(2379))
         self.members: dict[str, Proc] = {}
 
@@ -111,6 +112,8 @@ class LoopbackFarm:
             "--cluster", f"{host}:{free_port(host)}", "--http", f"{host}:{http}",
             "--trusted", "127.0.0.0/8",
         ]  # fmt: skip
+        if self.advertise:
+            argv += ["--advertise", self.advertise]
         with log.open("ab") as out:
             process = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
@@ -174,10 +177,13 @@ class LoopbackFarm:
 
 
 @contextlib.contextmanager
-def loopback_farm(workdir: Path, data: Path, tokens: Sequence[str]) -> Iterator[LoopbackFarm]:
+def loopback_farm(
+    workdir: Path, data: Path, tokens: Sequence[str], advertise: str | None = None
+) -> Iterator[LoopbackFarm]:
     """A farm of ``tokens`` on ``data``, each member ready and the ring complete; every
-    process it started is stopped afterwards."""
-    farm = LoopbackFarm(workdir, data)
+    process it started is stopped afterwards.  ``advertise``: the address all members
+    show in Via and Record-Route, as behind a balancer's VIP (none listens on it here)."""
+    farm = LoopbackFarm(workdir, data, advertise)
     farm.etcd.start()
     try:
         procs = [farm.start(token) for token in tokens]

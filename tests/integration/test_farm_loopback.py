@@ -22,9 +22,11 @@ from pathlib import Path
 
 import pytest
 from farm_proc import Proc, contacts, loopback_farm, register, until
+from sipp import fresh_loopback
 from sippcalls import DOMAIN, Sipp, make_data, write_csv
 
 from cluster.etcdproc import free_port
+from cluster.ring import Ring
 from sipfarm.router import INVITE_HANDOFF
 
 ACCOUNTS = {f"u{i}": "pw" for i in range(40)}
@@ -140,3 +142,108 @@ def test_calls_between_phones_registered_on_different_members(
     # hand-off window after m2 joined), and whoever did not own the callee asked
     assert s1.get("relayed_out", 0) + s2.get("relayed_out", 0) >= calls
     assert s1.get("lookups_sent", 0) + s2.get("lookups_sent", 0) > 0
+
+
+def _wait(sock: socket.socket, want: bytes, seconds: float = 5.0) -> tuple[bytes, tuple[str, int]]:
+    """The next datagram on ``sock`` that starts with ``want`` (others are skipped)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        data, sender = sock.recvfrom(65535)
+        if data.startswith(want):
+            return data, sender
+
+
+def _header(data: bytes, name: bytes) -> bytes:
+    for line in data.split(b"\r\n"):
+        if line.lower().startswith(name.lower() + b":"):
+            return line.split(b":", 1)[1].strip()
+    raise AssertionError(f"no {name!r} in {data[:300]!r}")
+
+
+def test_acks_on_the_route_set_are_forwarded_where_they_land_but_a_non_2xx_one_is_relayed(
+    tmp_path: Path,
+) -> None:
+    """The caller sends everything to m1, as a balancer would, and both members show one
+    address (a VIP nothing listens on); its call's Call-ID belongs to m2.  The ACK of
+    the 2xx is end to end: m1 forwards it to the callee itself.  The ACK of a 488 to a
+    re-INVITE belongs to m2's INVITE server transaction: m1, which relayed that
+    re-INVITE, relays its ACK there, and m2 stops retransmitting the 488."""
+    data = make_data(tmp_path / "data", ACCOUNTS, DOMAIN)
+    vip = fresh_loopback(5060)
+    with loopback_farm(tmp_path, data, ("m1", "m2"), advertise=f"{vip}:5060") as started:
+        _reack(*started.members.values())
+
+
+def _reack(m1: Proc, m2: Proc) -> None:
+    time.sleep(INVITE_HANDOFF)  # new INVITEs then go to their owner on the ring of two
+    ring = Ring(m1.ring())
+    call_id = next(
+        c for c in (f"reack-{i}@127.0.0.1" for i in range(100)) if ring.owner(c.encode()) == "m2"
+    )
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b,
+    ):
+        a.bind(("127.0.0.1", 0))
+        b.bind(("127.0.0.1", 0))
+        ap, bp = a.getsockname()[1], b.getsockname()[1]
+        b.settimeout(5)
+        assert register(b, (m2.host, 5060), "u1") == "SIP/2.0 200 OK"
+        to_m1 = (m1.host, 5060)
+
+        def request(
+            method: str, cseq: int, branch: str, to_tag: str = "", route: bytes = b""
+        ) -> bytes:
+            uri = f"sip:u1@127.0.0.1:{bp}" if to_tag else f"sip:u1@{DOMAIN}"
+            return (
+                f"{method} {uri} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP 127.0.0.1:{ap};branch={branch};rport\r\n"
+                + (f"Route: {route.decode()}\r\n" if route else "")
+                + f"Max-Forwards: 70\r\nFrom: <sip:u2@{DOMAIN}>;tag=fa\r\n"
+                f"To: <sip:u1@{DOMAIN}>{';tag=' + to_tag if to_tag else ''}\r\n"
+                f"Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n"
+                f"Contact: <sip:u2@127.0.0.1:{ap}>\r\nContent-Length: 0\r\n\r\n"
+            ).encode()
+
+        def answer(req: bytes, status: str, sender: tuple[str, int]) -> None:
+            head = req.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]
+            keep = [h for h in head if h.split(b":", 1)[0].lower() in
+                    (b"via", b"record-route", b"from", b"call-id", b"cseq")]  # fmt: skip
+            to = _header(req, b"To")
+            to += b"" if b";tag=" in to else b";tag=callee"
+            contact = f"Contact: <sip:u1@127.0.0.1:{bp}>".encode()
+            lines = [f"SIP/2.0 {status}".encode(), *keep, b"To: " + to, contact]
+            lines.append(b"Content-Length: 0")
+            b.sendto(b"\r\n".join(lines) + b"\r\n\r\n", sender)
+
+        a.sendto(request("INVITE", 1, "z9hG4bK-reack-1"), to_m1)
+        invite, m2_address = _wait(b, b"INVITE ")
+        answer(invite, "200 OK", m2_address)
+        ok, _ = _wait(a, b"SIP/2.0 200")
+        route = _header(ok, b"Record-Route")
+        assert b"member=m2" in route
+        before = m1.status()["counters"]
+        a.sendto(request("ACK", 1, "z9hG4bK-reack-ack1", "callee", route), to_m1)
+        ack, sender = _wait(b, b"ACK ")
+        assert _header(ack, b"CSeq") == b"1 ACK"
+        # m1 forwarded it, and sent it out through m2, which holds the callee's flow
+        # (b registered through m2: sipfarm/flows.py); the one-host farm's members share
+        # their socket and send it themselves
+        after = m1.status()["counters"]
+        assert after.get("relayed_out", 0) == before.get("relayed_out", 0)
+        assert after.get("emitted", 0) == before.get("emitted", 0) + 1
+        assert sender[0] == m2.host
+
+        a.sendto(request("INVITE", 2, "z9hG4bK-reack-2", "callee", route), to_m1)
+        reinvite, m2_address = _wait(b, b"INVITE ")
+        answer(reinvite, "488 Not Acceptable Here", m2_address)
+        hop_ack, _ = _wait(b, b"ACK ")  # m2's client transaction acknowledges the 488
+        assert _header(hop_ack, b"CSeq") == b"2 ACK"
+        _wait(a, b"SIP/2.0 488")
+        a.sendto(request("ACK", 2, "z9hG4bK-reack-2", "callee", route), to_m1)
+        with pytest.raises(TimeoutError):  # no 488 again: the ACK reached its transaction
+            _wait(a, b"SIP/2.0 488", 2.0)
+        with pytest.raises(TimeoutError):  # and the callee did not get it a second time
+            _wait(b, b"ACK ", 0.5)
+        assert m1.status()["counters"].get("reinvite_acks_relayed") == 1

@@ -117,14 +117,18 @@ def test_the_ack_of_a_stateless_answer_is_absorbed_where_it_lands() -> None:
             "CSeq: 1 ACK",
         )
         assert place(peek(ack), VIEW, 0.0) is None
-    # an ACK on the farm's route set is the ACK of a 2xx: its route decides
-    routed = msg(
-        "ACK sip:bob@198.51.100.2:5070 SIP/2.0",
-        "Route: <sip:198.51.100.80:5060;lr;member=m3>",
-        f"To: <sip:bob@example.com>;tag={stateless_tag('m2', 1)}",
-        "CSeq: 1 ACK",
-    )
-    assert place(peek(routed), VIEW, 0.0) == "m3"
+
+
+def test_the_ack_of_a_2xx_is_forwarded_where_it_lands() -> None:
+    """End to end (RFC 3261 §13.2.2.4): no transaction of the route's member takes it."""
+    for token in ("m3", "m9"):  # a live member's route, a dead one's
+        ack = msg(
+            "ACK sip:bob@198.51.100.2:5070 SIP/2.0",
+            f"Route: <sip:198.51.100.80:5060;lr;member={token}>",
+            f"To: <sip:bob@example.com>;tag={tag_prefix('m2')}0a1b2c3d",
+            "CSeq: 1 ACK",
+        )
+        assert place(peek(ack), VIEW, 0.0) is None
 
 
 def test_new_work_goes_to_the_call_ids_owner() -> None:
