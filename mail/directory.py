@@ -20,11 +20,15 @@ import time
 from collections.abc import Callable, Mapping
 
 from .api import AccountRecord, Accounts
-from .errors import AccountStoreError
+from .errors import AccountStoreError, AccountUnreadable
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Directory"]
+__all__ = ["UNREADABLE_RETRY", "Directory"]
+
+
+#: Seconds an account whose settings could not be read is refused before the next read.
+UNREADABLE_RETRY = 1.0
 
 
 class Directory:
@@ -48,16 +52,22 @@ class Directory:
         self._domains: frozenset[str] = frozenset()
         self._domains_at = -float("inf")
         self._accounts: dict[tuple[str, str], tuple[AccountRecord | None, float]] = {}
+        # Accounts whose settings could not be read: until when, and why (not read again
+        # before then: a storage outage costs one read a second per account, not one a
+        # request, and one error line each time).
+        self._unreadable: dict[tuple[str, str], tuple[float, str]] = {}
 
     def clear(self) -> None:
         """Forget what is cached (provisioning changed the store: read it afresh)."""
         self._accounts.clear()
+        self._unreadable.clear()
         self._aliases.clear()
         self._domains_at = -float("inf")
 
     def forget(self, user: str, domain: str) -> None:
         """Forget one account (provisioning changed it: read it afresh when next asked)."""
         self._accounts.pop((user.lower(), domain.lower()), None)
+        self._unreadable.pop((user.lower(), domain.lower()), None)
 
     def domains(self) -> frozenset[str]:
         now = self._clock()
@@ -70,22 +80,36 @@ class Directory:
         return domain.lower() in self.domains()
 
     def account(self, user: str, domain: str) -> AccountRecord | None:
-        """The account ``user@domain``, or None when there is none (or the name is bad)."""
+        """The account ``user@domain``, or None when there is none (or the name is bad).
+
+        Raises AccountUnreadable when its settings cannot be read (a storage error, a
+        damaged file: the error names it), for UNREADABLE_RETRY seconds before the
+        store is read again.  A damaged file is an operator's matter: a new password
+        writes fresh settings.
+        """
         k = (user.lower(), domain.lower())  # the store folds names: one account
         hit = self._accounts.get(k)
         now = self._clock()
         if hit is not None and now - hit[1] <= self.ttl:
             return hit[0]
+        if self._unreadable:
+            failed = self._unreadable.get(k)
+            if failed is not None:
+                if now < failed[0]:
+                    raise AccountUnreadable(failed[1])
+                del self._unreadable[k]
         try:
             record = self.store.get(user, domain.lower())
         except AccountStoreError as exc:  # a bad name: no such account
             logger.debug("account %s@%s: %s", user, domain, exc)
             record = None
         except (OSError, ValueError) as exc:
-            # Unreadable or damaged (the error names the file): refused as unknown, once
-            # per ttl.  An operator's matter: a new password writes fresh settings.
-            logger.error("account %s@%s refused, its settings unreadable: %s", user, domain, exc)
-            record = None
+            why = f"account {user}@{domain}: settings unreadable: {exc}"
+            logger.error("%s", why)
+            if len(self._unreadable) >= self.max_entries:
+                self._unreadable.clear()
+            self._unreadable[k] = (now + UNREADABLE_RETRY, why)
+            raise AccountUnreadable(why) from exc
         if len(self._accounts) >= self.max_entries:
             self._accounts.clear()
         self._accounts[k] = (record, now)

@@ -25,3 +25,9 @@ class AccountExists(AccountStoreError):
 
 class NoSuchAccount(AccountStoreError):
     """The account is not on the storage."""
+
+
+class AccountUnreadable(AccountStoreError):
+    """The account's settings could not be read (the storage failed, or the file is
+    damaged): the account is neither known nor known to be absent.  A SIP answer for
+    it is a server error (500), never a 404 that tells a phone it does not exist."""

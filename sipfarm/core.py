@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from mail.api import AccountRecord
+from mail.errors import AccountUnreadable
 
 from .actions import Drop, Send, SendResponse, Source
 from .auth import DigestAuth, TrustedSources, Verdict
@@ -93,6 +94,9 @@ ANSWERED_FOR = 32.0
 #: Retry-After (seconds) of the 503 a member answers new requests with while overloaded.
 RETRY_AFTER = "5"
 
+#: Retry-After of the 500 answered when an account's settings cannot be read.
+UNREADABLE_RETRY_AFTER = (("Retry-After", "5"),)
+
 #: Out-of-dialog requests from local users that are challenged (407) when proxied.
 CHALLENGED = frozenset({"INVITE", "MESSAGE", "SUBSCRIBE", "REFER", "PUBLISH", "OPTIONS", "INFO"})
 
@@ -102,7 +106,9 @@ class Directory(Protocol):
 
     def has_domain(self, domain: str) -> bool: ...
 
-    def account(self, user: str, domain: str) -> AccountRecord | None: ...
+    def account(self, user: str, domain: str) -> AccountRecord | None:
+        """None when there is no such account; raises mail.errors.AccountUnreadable when
+        its settings cannot be read (answered 500, not 404)."""
 
     def canonical(self, user: str, domain: str) -> str | None: ...
 
@@ -281,6 +287,12 @@ class SipCore:
         except SipError as exc:
             self.counters[f"answered_{exc.status}"] += 1
             self._answer(request, source, exc.status, exc.reason, exc.headers)
+        except AccountUnreadable:
+            # Storage failed us (logged by the directory): a server error, never a 404
+            # that tells a phone its account, or a caller the callee, does not exist.
+            self.counters["account_unreadable"] += 1
+            if method != "ACK":
+                self._answer(request, source, 500, "Account Unreadable", UNREADABLE_RETRY_AFTER)
         return out
 
     def gate(self, data: bytes, source: Source, now: float) -> list[Send] | None:
@@ -297,8 +309,8 @@ class SipCore:
         member sheds new work (the owner decides then).  Credentials are verified
         only by the owner, whose nonce-count table sees every retry of its requests.
         """
-        if self.overloaded or not self.accepting:
-            return None
+        if self.overloaded or not self.accepting or source.host in self.trusted:
+            return None  # a trusted sender is not challenged: the owner serves it
         try:
             msg = parse(data)
         except SipError:
@@ -326,6 +338,8 @@ class SipCore:
             self.counters[f"answered_{exc.status}"] += 1
             self._answer(request, source, exc.status, exc.reason, exc.headers)
             passed = False
+        except AccountUnreadable:
+            return None  # the owner reads it, and answers
         return None if passed else out
 
     def refuse(self, data: bytes, error: SipError, source: Source) -> Outcome:

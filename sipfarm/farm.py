@@ -60,7 +60,7 @@ from cluster.membership import MemberState
 from cluster.membership import View as MembershipView
 from cluster.ring import Ring
 from mail.commit import GroupCommit
-from mail.errors import AccountStoreError
+from mail.errors import AccountStoreError, AccountUnreadable
 from mail.store import AccountStore, write_atomic
 
 from .actions import Drop, Send, Source
@@ -968,7 +968,10 @@ class Farm:
             return False
         if type(uri) is not SipUri or not uri.user or not self.core.directory.has_domain(uri.host):
             return False
-        aor = callee_aor(self.core.directory, uri)
+        try:
+            aor = callee_aor(self.core.directory, uri)
+        except AccountUnreadable:
+            return False  # the core answers 500
         if aor is None:
             return False  # no such account: the core answers 404
         owner = self.route.ring.owner(aor.lower())

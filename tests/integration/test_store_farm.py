@@ -392,9 +392,11 @@ def test_damaged_account_files_are_refused_or_started_afresh_never_a_crash(
     within their interval (at most max_expires, 3600 s), so an empty record heals by
     itself, as after a NAT rebinding.  An account.settings cannot be repaired at all:
     it holds the password only as its HA1s, and half of them is nothing.  The member
-    refuses the account (404, as for an unknown user: the registrar has nothing to
-    check credentials against) and logs the file; the operator's repair is a new
-    password (``sipfarm account passwd``), which writes fresh settings.
+    refuses the account with a server error (500 + Retry-After, never the 404 of an
+    unknown user: a phone told its account does not exist may stop registering, and
+    a storage outage would tell it to every phone at once) and logs the file; the
+    operator's repair is a new password (``sipfarm account passwd``), which writes
+    fresh settings.
     """
     data = tmp_path / "data"
     store = AccountStore(data)
@@ -425,7 +427,8 @@ def test_damaged_account_files_are_refused_or_started_afresh_never_a_crash(
                 for user in DAMAGED_INFO:
                     assert listed(m.sip, user) == set(), (user, m.token)
                 assert listed(m.sip, INTACT) == {first.contact(INTACT)}
-                assert register(second.sock, m.sip, HALF_SETTINGS) == "SIP/2.0 404 Not Found"
+                answer = register(second.sock, m.sip, HALF_SETTINGS)
+                assert answer == "SIP/2.0 500 Account Unreadable", answer
             assert m1.process.poll() is None and m2.process.poll() is None
             logs = m1.log_text() + m2.log_text()
             errors = [line for line in logs.splitlines() if " ERROR " in line]

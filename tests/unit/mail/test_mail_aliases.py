@@ -16,8 +16,8 @@ from mail.aliases import (
     drop_aliases,
     set_aliases,
 )
-from mail.directory import Directory
-from mail.errors import AccountExists, BadName, NoSuchAccount, NoSuchDomain
+from mail.directory import UNREADABLE_RETRY, Directory
+from mail.errors import AccountExists, AccountUnreadable, BadName, NoSuchAccount, NoSuchDomain
 from mail.foldering import Method
 from mail.mover import Mover
 from mail.settings import BadSettingsChange
@@ -121,3 +121,33 @@ def test_an_accounts_own_settings(store: AccountStore) -> None:
         store.update_settings("alice", "company.com", {"digest": {}})
     with pytest.raises(NoSuchAccount):
         store.settings("nobody", "company.com")
+
+
+def test_an_unreadable_account_is_neither_known_nor_absent(
+    store: AccountStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Damaged settings (or a storage error) raise AccountUnreadable, not None: the SIP
+    core answers 500, never the 404 of an account that does not exist.  The store is
+    read again after UNREADABLE_RETRY, and a repair is seen at once after forget()."""
+    now = [0.0]
+    directory = Directory(store, clock=lambda: now[0])
+    settings = store.layout.settings_path("alice", "company.com")
+    settings.write_bytes(settings.read_bytes()[:10])
+    with pytest.raises(AccountUnreadable, match="alice"):
+        directory.account("alice", "company.com")
+    with pytest.raises(AccountUnreadable):
+        directory.canonical("alice", "company.com")  # the alias lookup does not hide it
+    assert sum("alice" in r.message for r in caplog.records if r.levelname == "ERROR") == 1
+    store.set_password("alice", "company.com", "new")  # the operator's repair
+    with pytest.raises(AccountUnreadable):  # not read again within the retry interval
+        directory.account("alice", "company.com")
+    now[0] += UNREADABLE_RETRY
+    assert directory.account("alice", "company.com") is not None
+    assert directory.account("nobody", "company.com") is None  # absent: None, as ever
+    settings.write_bytes(b"{")
+    directory.forget("alice", "company.com")
+    with pytest.raises(AccountUnreadable):
+        directory.account("alice", "company.com")
+    store.set_password("alice", "company.com", "again")
+    directory.forget("alice", "company.com")  # provisioning's forget: read afresh
+    assert directory.account("alice", "company.com") is not None

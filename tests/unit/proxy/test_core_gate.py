@@ -12,6 +12,8 @@ import re
 
 from corepair import CALLER, ME, Accounts, Pair, msg, register, request, status, wire
 
+from mail.api import AccountRecord
+from mail.errors import AccountUnreadable
 from mail.settings import digests
 from sipfarm.auth import digest_response
 from sipfarm.core import CoreConfig, SipCore
@@ -148,3 +150,30 @@ def test_an_ack_on_the_farms_route_set_is_never_absorbed_for_its_tag() -> None:
         """
     (forwarded,) = m.feed(ack)
     assert request(forwarded).method == "ACK" and forwarded.address == ("198.51.100.2", 5070)
+
+
+class Unreadable(Accounts):
+    """The directory of a storage that fails to read ``bob``'s settings."""
+
+    def account(self, user: str, domain: str) -> AccountRecord | None:
+        if user == "bob":
+            raise AccountUnreadable("account bob@example.com: settings unreadable: EIO")
+        return super().account(user, domain)
+
+
+def test_an_unreadable_account_gets_a_server_error_never_a_404() -> None:
+    config = CoreConfig(token="m1", advertise=ME, secret=b"s" * 32, trusted=("198.51.100.0/24",))
+    pair = Pair(SipCore(config, Unreadable(users=("alice", "bob")), MemoryLocation()))
+    for text in (  # bob registers; alice calls bob
+        REGISTER.replace("alice@", "bob@"),
+        INVITE,
+    ):
+        (answer,) = pair.feed(text)
+        assert status(answer) == 500, answer.data
+        assert msg(answer).headers.get("Retry-After") == "5"
+    ack = INVITE.replace("INVITE sip", "ACK sip").replace("CSeq: 1 INVITE", "CSeq: 1 ACK")
+    assert pair.feed(ack) == []  # an ACK is never answered
+    assert pair.core.counters["account_unreadable"] == 3
+    unchallenged = member("m2")
+    unchallenged.core.directory = Unreadable(users=("alice", "bob"))
+    assert gate(unchallenged, REGISTER.replace("alice@", "bob@")) is None  # the owner answers
