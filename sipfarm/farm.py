@@ -784,6 +784,8 @@ class Farm:
                 break
             if self.links.send(standby, relay):
                 self._count("relayed_out")
+                if p.method == b"INVITE" and p.to_tag is not None:
+                    self._relayed_reinvite(p.branch, standby, time.time())
                 return []
         if new_work and source.transport == "UDP":
             self._count("stopping_dropped")
