@@ -696,6 +696,8 @@ class Farm:
                 owner = place(p, self.route, now)
                 if owner is None and p.method == b"ACK" and self._reinvites:
                     owner = self._reinvite_owner(p.branch, now)
+                    if owner is not None:
+                        self._count("reinvite_acks_relayed")
         elif not self.view.revision and source.transport == "UDP":
             # Starting: the socket is open before etcd gave us a view, and the
             # balancer already brings this address's flows (a restart).  Nothing can
@@ -801,7 +803,6 @@ class Farm:
         entry = self._reinvites.get(branch) if branch else None
         if entry is None or entry[1] <= now or entry[0] not in self.route.live:
             return None
-        self._count("reinvite_acks_relayed")
         return entry[0]
 
     def _forget_reinvites(self, now: float) -> None:

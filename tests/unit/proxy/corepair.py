@@ -74,11 +74,35 @@ class Pair:
         return out
 
 
-def make_core(*, trusted: tuple[str, ...] = (), users: tuple[str, ...] = ("alice", "bob")) -> Pair:
+def make_core(
+    *,
+    trusted: tuple[str, ...] = (),
+    users: tuple[str, ...] = ("alice", "bob"),
+    token: str = "m1",
+    accounts: Accounts | None = None,
+) -> Pair:
+    """A member's core; every core made here shares the farm-wide nonce secret, so two
+    of them with two tokens stand for two members of one farm."""
     config = CoreConfig(
-        token="m1", advertise=ME, secret=b"s" * 32, trusted=trusted, digest_algorithms=("MD5",)
+        token=token, advertise=ME, secret=b"s" * 32, trusted=trusted, digest_algorithms=("MD5",)
     )
-    return Pair(SipCore(config, Accounts(users=users), MemoryLocation()))
+    return Pair(SipCore(config, accounts or Accounts(users=users), MemoryLocation()))
+
+
+def authorization(challenge: bytes, user: str, method: str, uri: str) -> str:
+    """The Digest credentials (MD5, qop=auth, nc 1) of ``user`` (password ``secret``) that
+    answer the 401/407 ``challenge`` for a ``method`` to ``uri``."""
+    nonce = re.search(r'nonce="([^"]+)"', challenge.decode())
+    assert nonce is not None, challenge
+    ha1 = digests(user, "example.com", "secret")["MD5"]
+    response = digest_response(
+        "MD5", ha1, nonce[1], method, uri, qop="auth", nc="00000001", cnonce="c1"
+    )
+    return (
+        f'Digest username="{user}", realm="example.com", nonce="{nonce[1]}", '
+        f'uri="{uri}", response="{response}", algorithm=MD5, qop=auth, '
+        f'nc=00000001, cnonce="c1"'
+    )
 
 
 def wire(text: str) -> bytes:
@@ -128,18 +152,7 @@ def register(pair: Pair, user: str, contact: str, *, cseq: int = 1, expires: int
     if status(answer) == 200:
         return
     assert status(answer) == 401
-    challenge = msg(answer).headers.get("WWW-Authenticate") or ""
-    nonce = re.search(r'nonce="([^"]+)"', challenge)
-    assert nonce is not None
-    ha1 = digests(user, "example.com", "secret")["MD5"]
-    response = digest_response(
-        "MD5", ha1, nonce[1], "REGISTER", "sip:example.com", qop="auth", nc="00000001", cnonce="c1"
-    )
-    auth = (
-        f'Digest username="{user}", realm="example.com", nonce="{nonce[1]}", '
-        f'uri="sip:example.com", response="{response}", algorithm=MD5, qop=auth, '
-        f'nc=00000001, cnonce="c1"'
-    )
+    auth = authorization(answer.data, user, "REGISTER", "sip:example.com")
     retry = base.replace(f"branch=z9hG4bKreg{cseq}{user}", f"branch=z9hG4bKreg{cseq}{user}b")
     retry = retry.replace(f"CSeq: {cseq} REGISTER", f"CSeq: {cseq + 1} REGISTER")
     retry = retry.rstrip() + f"\nAuthorization: {auth}\n"

@@ -8,17 +8,22 @@ member, and the retry with credentials is served by the owner.
 
 from __future__ import annotations
 
-import re
-
-from corepair import CALLER, ME, Accounts, Pair, msg, register, request, status, wire
+from corepair import (
+    CALLER,
+    Accounts,
+    Pair,
+    authorization,
+    make_core,
+    msg,
+    register,
+    request,
+    status,
+    wire,
+)
 
 from mail.api import AccountRecord
 from mail.errors import AccountUnreadable
-from mail.settings import digests
-from sipfarm.auth import digest_response
-from sipfarm.core import CoreConfig, SipCore
 from sipfarm.ownership import is_stateless_tag, stateless_tag
-from sipfarm.registrar import MemoryLocation
 
 INVITE = """
     INVITE sip:bob@example.com SIP/2.0
@@ -45,10 +50,7 @@ REGISTER = """
 
 def member(token: str, *, trusted: tuple[str, ...] = ()) -> Pair:
     """A member of a farm: the farm-wide secret, the same accounts."""
-    config = CoreConfig(
-        token=token, advertise=ME, secret=b"s" * 32, trusted=trusted, digest_algorithms=("MD5",)
-    )
-    return Pair(SipCore(config, Accounts(users=("alice", "bob")), MemoryLocation()))
+    return make_core(token=token, trusted=trusted)
 
 
 def gate(pair: Pair, text: str) -> list[int] | None:
@@ -57,16 +59,8 @@ def gate(pair: Pair, text: str) -> list[int] | None:
 
 
 def with_credentials(challenge: bytes, text: str, method: str, uri: str, header: str) -> str:
-    nonce = re.search(r'nonce="([^"]+)"', challenge.decode())
-    assert nonce is not None
-    ha1 = digests("alice", "example.com", "secret")["MD5"]
-    response = digest_response(
-        "MD5", ha1, nonce[1], method, uri, qop="auth", nc="00000001", cnonce="c1"
-    )
-    value = (
-        f'Digest username="alice", realm="example.com", nonce="{nonce[1]}", uri="{uri}", '
-        f'response="{response}", algorithm=MD5, qop=auth, nc=00000001, cnonce="c1"'
-    )
+    """``text`` retried (new branch, next CSeq) with alice's answer to ``challenge``."""
+    value = authorization(challenge, "alice", method, uri)
     text = text.replace("z9hG4bKgate", "z9hG4bKretry").replace("CSeq: 1 ", "CSeq: 2 ")
     return text.rstrip() + f"\n{header}: {value}\n"
 
@@ -162,8 +156,7 @@ class Unreadable(Accounts):
 
 
 def test_an_unreadable_account_gets_a_server_error_never_a_404() -> None:
-    config = CoreConfig(token="m1", advertise=ME, secret=b"s" * 32, trusted=("198.51.100.0/24",))
-    pair = Pair(SipCore(config, Unreadable(users=("alice", "bob")), MemoryLocation()))
+    pair = make_core(trusted=("198.51.100.0/24",), accounts=Unreadable(users=("alice", "bob")))
     for text in (  # bob registers; alice calls bob
         REGISTER.replace("alice@", "bob@"),
         INVITE,
@@ -174,6 +167,5 @@ def test_an_unreadable_account_gets_a_server_error_never_a_404() -> None:
     ack = INVITE.replace("INVITE sip", "ACK sip").replace("CSeq: 1 INVITE", "CSeq: 1 ACK")
     assert pair.feed(ack) == []  # an ACK is never answered
     assert pair.core.counters["account_unreadable"] == 3
-    unchallenged = member("m2")
-    unchallenged.core.directory = Unreadable(users=("alice", "bob"))
-    assert gate(unchallenged, REGISTER.replace("alice@", "bob@")) is None  # the owner answers
+    landed = make_core(token="m2", accounts=Unreadable(users=("alice", "bob")))
+    assert gate(landed, REGISTER.replace("alice@", "bob@")) is None  # the owner answers
