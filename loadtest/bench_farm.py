@@ -73,6 +73,7 @@ loadtest/results/farm-<timestamp>.json.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import dataclasses
 import json
@@ -102,7 +103,7 @@ logger = logging.getLogger("bench_farm")
 #: to storage, no relays); farm: ``sipfarm up --members N`` (N = --members, 2), bindings
 #: fsynced by group commit before each 200 OK; farm-nosync: the same with ``--no-sync``
 #: (bindings survive a member's death, not the host's): durability's cost.
-CONFIGS = ("single", "farm1", "farm", "farm-nosync")
+CONFIGS = ("single", "pair", "farm1", "farm", "farm-hash", "farm-nosync")
 #: Issue 6: durable registrations at >= 80 % of the rate without durability.
 DURABLE_TARGET = 0.8
 DOMAIN = bench_register.DOMAIN
@@ -296,7 +297,7 @@ def _wait(
 
 
 @contextlib.contextmanager
-def single_member(accounts: Accounts, workdir: Path) -> Iterator[Server]:
+def single_member(accounts: Accounts, workdir: Path, token: str = "m") -> Iterator[Server]:
     """``sipfarm member`` alone (bench_register's baseline), with an admin endpoint."""
     host = fresh_loopback()
     http = (host, harness.free_port(host))
@@ -304,10 +305,10 @@ def single_member(accounts: Accounts, workdir: Path) -> Iterator[Server]:
         str(harness.SIPFARM), "member", "--sip", f"{host}:{harness.SIP_PORT}",
         "--data", str(accounts.data), "--http", f"{http[0]}:{http[1]}",
     )  # fmt: skip
-    log = workdir / "single.log"
+    log = workdir / f"single-{token}.log"
     process = _spawn(argv, log, workdir)
-    server = Server("single", argv, host, harness.SIP_PORT, [Member("m", process.pid, http)],
-                    process, log)  # fmt: skip
+    server = Server(f"single-{token}" if token != "m" else "single", argv, host,
+                    harness.SIP_PORT, [Member(token, process.pid, http)], process, log)  # fmt: skip
     try:
         try:
             _wait(lambda: harness.options_probe(host, harness.SIP_PORT), harness.READY_TIMEOUT_S,
@@ -669,19 +670,72 @@ def run_load(server: Server, load: Load, accounts: Accounts, workdir: Path,
 
 
 @contextlib.contextmanager
-def start(config: str, accounts: Accounts, workdir: Path, members: int) -> Iterator[Server]:
+def start(config: str, accounts: Accounts, workdir: Path, members: int) -> Iterator[list[Server]]:
+    """The servers of ``config``: one, but ``members`` single members for ``pair``."""
     if config == "single":
         with single_member(accounts, workdir) as server:
-            yield server
+            yield [server]
+    elif config == "pair":
+        with contextlib.ExitStack() as stack:
+            yield [
+                stack.enter_context(single_member(accounts, workdir, f"p{i}"))
+                for i in range(1, members + 1)
+            ]
     elif config == "farm1":
         with one_host_farm(accounts, workdir, 1, "farm1") as server:
-            yield server
+            yield [server]
     elif config == "farm-nosync":
         with one_host_farm(accounts, workdir, members, config, "--no-sync") as server:
-            yield server
+            yield [server]
+    elif config == "farm-hash":
+        with one_host_farm(accounts, workdir, members, config, "--no-steering") as server:
+            yield [server]
     else:
         with one_host_farm(accounts, workdir, members) as server:
-            yield server
+            yield [server]
+
+
+def _worst(parts: list[harness.Percentiles]) -> harness.Percentiles | None:
+    """Each percentile the worse of the parts' (SIPp's samples cannot be merged here)."""
+    if not parts:
+        return None
+    fields = ("p50", "p95", "p99", "mean", "max")
+    worst = (max(getattr(p, f) for p in parts) for f in fields)
+    return harness.Percentiles(sum(p.samples for p in parts), *worst)
+
+
+def run_loads(servers: list[Server], load: Load, accounts: Accounts, workdir: Path,
+              sipp_host: str, profile: Path | None = None) -> LoadResult:  # fmt: skip
+    """``load`` through one server; or split evenly over independent servers (``pair``),
+    at the same time, each with its own SIPp, as one result."""
+    if len(servers) == 1:
+        return run_load(servers[0], load, accounts, workdir, sipp_host, profile)
+    share = dataclasses.replace(load, rate=max(1, load.rate // len(servers)))
+    with concurrent.futures.ThreadPoolExecutor(len(servers)) as pool:
+        parts = list(pool.map(
+            lambda i: run_load(servers[i], share, accounts, workdir / f"{servers[i].name}",
+                               fresh_loopback(), profile),
+            range(len(servers)),
+        ))  # fmt: skip
+    rtts = [p.rtt_ms for p in parts if p.rtt_ms is not None]
+    return dataclasses.replace(
+        parts[0],
+        config="pair",
+        rate=share.rate * len(parts),
+        planned=sum(p.planned for p in parts),
+        successful=sum(p.successful for p in parts),
+        failed=sum(p.failed for p in parts),
+        retransmissions=sum(p.retransmissions for p in parts),
+        achieved_rate=sum(p.achieved_rate for p in parts),
+        rtt_ms=_worst(rtts),
+        packets_in=sum(p.packets_in for p in parts),
+        members=tuple(m for p in parts for m in p.members),
+        wall_s=max(p.wall_s for p in parts),
+        sipp_cpu_pct=sum(p.sipp_cpu_pct for p in parts),
+        failures=tuple(f for p in parts for f in p.failures),
+        uas_successful=sum(p.uas_successful or 0 for p in parts),
+        uas_failed=sum(p.uas_failed or 0 for p in parts),
+    )
 
 
 def measure(config: str, loads: Sequence[Load], args: argparse.Namespace,
@@ -695,9 +749,10 @@ def measure(config: str, loads: Sequence[Load], args: argparse.Namespace,
     if loadavg > 0.5 * (os.cpu_count() or 1):
         logger.warning("load average %.1f: other work may skew the numbers", loadavg)
     # --equal-load: each farm member carries what the single member carries
-    scale = args.members if args.equal_load and config in ("farm", "farm-nosync") else 1
+    spread = config in ("pair", "farm", "farm-hash", "farm-nosync")
+    scale = args.members if args.equal_load and spread else 1
     try:
-        with start(config, accounts, workdir, args.members) as server:
+        with start(config, accounts, workdir, args.members) as servers:
             for load in loads:
                 load = dataclasses.replace(
                     load,
@@ -716,16 +771,16 @@ def measure(config: str, loads: Sequence[Load], args: argparse.Namespace,
                     warm = dataclasses.replace(load, duration_s=args.warmup)
                     logger.info("%s: warm-up, %s at %d/s for %.0f s", config, load.name,
                                 load.rate, args.warmup)  # fmt: skip
-                    result = run_load(server, warm, accounts, workdir / f"warm-{load.name}",
-                                      sipp_host)  # fmt: skip
+                    result = run_loads(servers, warm, accounts, workdir / f"warm-{load.name}",
+                                       sipp_host)  # fmt: skip
                     if not result.passed:
                         logger.warning("%s: warm-up %s: %s", config, load.name,
                                        "; ".join(result.failures))  # fmt: skip
                     time.sleep(load.hold_s + 1)
                 logger.info("%s: %s at %d/s for %.0f s", config, load.name, load.rate,
                             load.duration_s)  # fmt: skip
-                result = run_load(server, load, accounts, workdir / load.name, sipp_host,
-                                  args.profile)  # fmt: skip
+                result = run_loads(servers, load, accounts, workdir / load.name, sipp_host,
+                                   args.profile)  # fmt: skip
                 logger.info("%s: %s", config, _progress(result))
                 results.append(result)
                 time.sleep(load.hold_s + 1)
@@ -805,19 +860,29 @@ def format_report(results: Sequence[LoadResult], errors: dict[str, str],
     lines += ["", "== relay ratio and relay cost"]
     for load in ("registrations", "calls"):
         of = {r.config: r for r in results if r.load == load}
-        farm = of.get("farm")
-        if farm is not None and farm.relay_ratio is not None:
-            lines.append(
-                f"{load:>13}: relayed {farm.relayed} of {farm.packets_in} packets the farm "
-                f"received (SIPp's sends) = {100 * farm.relay_ratio:.1f} %"
-            )
-        for top, bottom in (("farm", "single"), ("farm1", "single"), ("farm", "farm1")):
+        for name in ("farm", "farm-hash"):
+            farm = of.get(name)
+            if farm is not None and farm.relay_ratio is not None:
+                lines.append(
+                    f"{load:>13}: {name} relayed {farm.relayed} of {farm.packets_in} packets it "
+                    f"received (SIPp's sends) = {100 * farm.relay_ratio:.1f} %"
+                )
+        pairs = (
+            ("farm", "single"),
+            ("farm-hash", "single"),
+            ("pair", "single"),
+            ("farm", "pair"),
+            ("farm-hash", "pair"),
+            ("farm1", "single"),
+            ("farm", "farm1"),
+        )
+        for top, bottom in pairs:
             a, b = of.get(top), of.get(bottom)
             if not (a and b and a.cpu_us_per_call and b.cpu_us_per_call):
                 continue
             ratio = a.cpu_us_per_call / b.cpu_us_per_call
             target = ""
-            if (top, bottom) == ("farm", "single"):
+            if bottom == "single" and top.startswith("farm") and top != "farm1":
                 verdict = "meets" if ratio <= TARGET_RATIO else "MISSES"
                 target = f" ({verdict} the target <= {TARGET_RATIO})"
             lines.append(
@@ -983,17 +1048,20 @@ def format_ratios(results: Sequence[LoadResult]) -> str:
     """Farm over single CPU per call, run by run, and the median."""
     lines = ["== farm CPU per call / single member CPU per call, by run"]
     for load in ("registrations", "calls"):
-        ratios = []
-        for run in sorted({r.run for r in results}):
-            pair = {r.config: r.cpu_us_per_call for r in results if r.run == run and r.load == load}
-            if pair.get("single") and pair.get("farm"):
-                ratios.append(pair["farm"] / pair["single"])  # type: ignore[operator]
-        if ratios:
-            cells = ", ".join(f"{x:.2f}" for x in ratios)
-            lines.append(
-                f"{load:>13}: {cells}; median {statistics.median(ratios):.2f} "
-                f"(target <= {TARGET_RATIO})"
-            )
+        for farm in ("farm", "farm-hash", "pair"):
+            ratios = []
+            for run in sorted({r.run for r in results}):
+                pair = {
+                    r.config: r.cpu_us_per_call for r in results if r.run == run and r.load == load
+                }
+                if pair.get("single") and pair.get(farm):
+                    ratios.append(pair[farm] / pair["single"])  # type: ignore[operator]
+            if ratios:
+                cells = ", ".join(f"{x:.2f}" for x in ratios)
+                lines.append(
+                    f"{load:>13}: {farm:>9} {cells}; median {statistics.median(ratios):.2f} "
+                    f"(target <= {TARGET_RATIO})"
+                )
     return "\n".join(lines)
 
 

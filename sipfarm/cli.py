@@ -46,6 +46,7 @@ from .log import setup as setup_logging
 from .node import Member, MemberConfig
 from .ownership import is_token
 from .provisioning import PASSWORD_FILE, set_admin_password
+from .transport.steering import Steering
 from .up import FarmBusy, FarmConfig, address_text, farm_running, read_farm
 from .up import run as run_farm
 
@@ -133,6 +134,13 @@ def _token(text: str) -> str:
     if not is_token(token):
         raise argparse.ArgumentTypeError(f"a token is 1-16 ASCII letters and digits: {text!r}")
     return token
+
+
+def _steering(text: str) -> Steering:
+    try:
+        return Steering.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _prefix(text: str) -> str:
@@ -359,6 +367,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="answer REGISTER without fsyncing its bindings first (they survive a member's "
         "death, not the host's; for benchmarks)",
     )
+    m.add_argument(
+        "--steering",
+        type=_steering,
+        help=argparse.SUPPRESS,  # PROGRAM,SOCKETS,TOKENS: descriptors that sipfarm up passes
+    )
     m.add_argument("--debug", action="store_true", help="log every packet")
 
     for name, text in (
@@ -419,6 +432,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="answer REGISTER without fsyncing its bindings first (they survive a member's "
         "death, not the host's; for benchmarks)",
+    )
+    u.add_argument(
+        "--no-steering",
+        dest="steering",
+        action="store_false",
+        help="let the kernel's hash place every datagram, responses included (they are "
+        "relayed to their member); by default an eBPF program steers them there",
     )
     u.add_argument("--debug", action="store_true", help="log every packet")
     _add_store_commands(sub)
@@ -788,6 +808,7 @@ def _member_config(args: argparse.Namespace) -> MemberConfig:
         cluster=args.cluster,
         roles=args.roles,
         sync=args.sync,
+        steering=args.steering,
     )
     if args.token:
         config = dataclasses.replace(config, token=args.token)
@@ -826,6 +847,7 @@ def _run_up(args: argparse.Namespace) -> int:
         debug=args.debug,
         trusted=tuple(args.trusted),
         sync=args.sync,
+        steering=args.steering,
     )
     try:
         return run_farm(config)

@@ -80,6 +80,7 @@ from .sip.errors import ServerInternalError
 from .sip.nameaddr import parse_nameaddr
 from .sip.peek import Peek, peek
 from .sip.uri import SipUri, parse_uri
+from .transport.steering import Enlisted
 from .unlinked import Unlinked
 
 logger = logging.getLogger(__name__)
@@ -355,6 +356,7 @@ class Farm:
         self.farm_addresses = farm_addresses
         self.sip = sip
         self._same_socket: frozenset[str] = frozenset()  # members bound where we are
+        self.steered: Enlisted | None = None  # the kernel's steering of responses, if any
         self.links = Links(token, self)
         self.membership = EtcdMembership(
             token, cluster, roles, etcd, self._view, on_lost=self._lost, sip=sip, http=http
@@ -501,6 +503,8 @@ class Farm:
             asyncio.get_running_loop().call_later(LINK_LINGER, self._forget, gone)
         for token in view.dead:  # the balancer forgets a dead member's flows; we do too
             self.flows.drop(token)
+        if self.steered is not None:
+            self._steer(view)
         self._same_socket = frozenset(
             t for t, m in view.members.items() if m.sip is not None and m.sip == self.sip
         )
@@ -532,6 +536,21 @@ class Farm:
             logger.warning("view %d: this member is not in the farm any more", view.revision)
         self._serve()
         self._publish()
+
+    def _steer(self, view: MembershipView) -> None:
+        """The kernel steers no response to a dead member (a frozen process still holds
+        its socket: they would wait there), and steers ours here again once we are back."""
+        steered = self.steered
+        assert steered is not None
+        try:
+            for token in view.dead:
+                if steered.withdraw(token):
+                    logger.info("view %d: responses for %s no longer steered", view.revision, token)
+            if self.me in view.live:
+                steered.enlist()
+        except OSError as exc:
+            logger.warning("kernel steering: %s; it is off", exc)
+            self.steered = None
 
     def _forget(self, gone: list[str]) -> None:
         """Close the links of members that left the view LINK_LINGER ago (unless back)."""
@@ -1228,6 +1247,8 @@ class Farm:
             "controller": view.controller,
             "backup": view.backup,
             "ring": sorted(self.route.ring.members),
+            # the kernel steering's slot of this member's socket (sipfarm up), or None
+            "steering": self.steered.slot if self.steered is not None else None,
             "members": {
                 t: {
                     "state": m.state.value,

@@ -44,6 +44,7 @@ from .provisioning import Answer, Provisioning, Subject
 from .registrar import Location, MemoryLocation, StoredLocation
 from .transport import TcpServer, TransportConfig, UdpServer, bind_udp
 from .transport.ratelimit import RateLimitedLog
+from .transport.steering import Enlisted, Steering, SteeringError
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +100,9 @@ class MemberConfig:
     # Bindings fsynced (group commit) before their 200 OK; off: they survive the
     # member's death (page cache), not the host's (the benchmarks' baseline).
     sync: bool = True
+    # The one-host farm's kernel steering of responses (sipfarm/transport/steering.py):
+    # the descriptors ``sipfarm up`` made and passed down, or None.
+    steering: Steering | None = None
     # UDP receive queue fill that starts shedding new requests (a quarter of the 4 MiB
     # buffer is some 250 ms of work: about when callers start to retransmit, T1 = 500 ms)
     overload_on: float = 0.25
@@ -497,6 +501,15 @@ class Member:
         self._udp = transport
         self._udp_server = protocol
         self._udp_sock = sock
+        if cfg.steering is not None and self.farm is not None:
+            try:
+                self.farm.steered = Enlisted(cfg.steering, cfg.token, sock)
+                logger.info(
+                    "responses steered here by the kernel (eBPF, slot %d)",
+                    self.farm.steered.slot,
+                )
+            except (SteeringError, OSError) as exc:
+                logger.warning("no kernel steering (responses are relayed): %s", exc)
         try:
             if self._admin is not None and cfg.http is not None:
                 await self._admin.start(*cfg.http)

@@ -52,6 +52,8 @@ from cluster.etcdproc import (
     free_port,
 )
 
+from .transport.steering import Steering
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -95,6 +97,7 @@ class FarmConfig:
     debug: bool = False
     trusted: tuple[str, ...] = ()  # sources whose requests are not challenged
     sync: bool = True  # bindings fsynced before their 200 OK (member --no-sync)
+    steering: bool = True  # responses steered to their member by the kernel (eBPF)
     inner: str = "127.0.0.1"  # where etcd, the cluster links and the admin endpoints listen
     stop_grace: float = 10.0
     python: str = field(default_factory=lambda: sys.executable)
@@ -177,6 +180,21 @@ class _Member:
     starts: int = 0
 
 
+def _steering(config: FarmConfig, tokens: list[str]) -> Steering | None:
+    """The kernel steering of responses for these member slots (sipfarm/transport/steering.py),
+    or None: turned off, or refused by the kernel (not root, no eBPF), then said once."""
+    if not config.steering:
+        return None
+    try:
+        steering = Steering.create()
+        for slot, token in enumerate(tokens):
+            steering.assign(token, slot)
+    except OSError as exc:
+        logger.warning("no kernel steering, responses are relayed to their member: %s", exc)
+        return None
+    return steering
+
+
 class Farm:
     """The running farm: etcd (started by :func:`run`) and the member slots."""
 
@@ -189,6 +207,7 @@ class Farm:
         self.members = [
             self._slot(f"m{i}", old_members.get(f"m{i}")) for i in range(1, config.members + 1)
         ]
+        self.steering = _steering(config, [m.token for m in self.members])
         self.exit_status = 0
         self._stopping = asyncio.Event()
         self._signals = 0
@@ -266,6 +285,8 @@ class Farm:
             argv += ["--trusted", prefix]
         if not cfg.sync:
             argv.append("--no-sync")
+        if self.steering is not None:
+            argv += ["--steering", str(self.steering)]
         return [*argv, "--debug"] if cfg.debug else argv
 
     async def run(self) -> int:
@@ -291,6 +312,8 @@ class Farm:
             self._stop(self.exit_status)
             watchdog.cancel()
             await self._stop_members(keepers)
+            if self.steering is not None:
+                self.steering.close()
             with contextlib.suppress(asyncio.CancelledError):
                 await watchdog
         return self.exit_status
@@ -366,6 +389,7 @@ class Farm:
             limit=MAX_LINE,
             start_new_session=True,
             preexec_fn=dies_with_this_process(),
+            pass_fds=tuple(self.steering.fds()) if self.steering is not None else (),
         )
         m.process = process
         m.starts += 1

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,9 +125,20 @@ def still_there(children: list[Any]) -> list[int]:
     return alive
 
 
+def member_status(farm: Up, token: str) -> dict[str, Any]:
+    """GET /status of member ``token`` (its admin endpoint, from farm.json)."""
+    host, _, port = farm.farm()["members"][token]["http"].rpartition(":")
+    with urllib.request.urlopen(f"http://{host}:{port}/status", timeout=5) as answer:
+        value: dict[str, Any] = json.loads(answer.read())
+    return value
+
+
 def test_up_serves_drains_and_stops_every_process(farm: Up) -> None:
     answer = options_probe(farm.host, farm.port, timeout_s=5.0)
     assert answer is not None and answer.startswith(b"SIP/2.0 200 "), answer
+    if os.geteuid() == 0:  # the kernel steers each member's responses to its socket
+        slots = {t: member_status(farm, t)["view"]["steering"] for t in ("m1", "m2")}
+        assert slots == {"m1": 0, "m2": 1}, farm.output()[-4000:]
 
     drained = farm.cli("member", "not-ready", "m1")
     assert drained.returncode == 0, drained.stderr
