@@ -171,6 +171,13 @@ class EtcdMembership:
             await asyncio.sleep(self.ttl / 3)
             try:
                 if self.lost:  # a new lease, our key again, the view afresh
+                    # Back as joining, not ready: the others put it in their ring only
+                    # once it takes work again.  Its key is written before its view is
+                    # read back (and ``lost`` cleared), and a ready key in between drew
+                    # relayed REGISTERs that it answered 503 (a farm test, link down).
+                    # The farm publishes ready once its links are up (Farm._publish).
+                    if self.state is MemberState.READY:
+                        self.state = MemberState.JOINING
                     await asyncio.wait_for(self._register(), self.ttl)
                     logger.warning("etcd reachable again: member %s re-registered", self.token)
                 else:

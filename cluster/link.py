@@ -102,6 +102,7 @@ class _Connection(asyncio.Protocol):
         self._pending: list[bytes] = []  # frames of this loop pass, written by _flush
         self._queued = 0
         self.heard = time.monotonic()  # when the peer's last bytes arrived
+        self.said = 0.0  # when this side last wrote (a Ping is only needed in silence)
         self.local = False  # over a Unix socket
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -185,8 +186,12 @@ class _Connection(asyncio.Protocol):
             and (now - self.heard > SILENT)
         )
 
-    def ping(self) -> None:
+    def ping(self, now: float) -> None:
+        """A Ping, unless frames went out in the last KEEPALIVE: they tell the peer
+        as much (its :meth:`silent` counts any bytes), and cost it no wakeup more."""
         t = self.transport
+        if now - self.said < KEEPALIVE:
+            return
         if (
             self.version is not None
             and self.version >= PING_VERSION
@@ -195,12 +200,14 @@ class _Connection(asyncio.Protocol):
             and t.get_write_buffer_size() <= WRITE_LIMIT
         ):
             t.write(_PING)
+            self.said = now
 
     def _flush(self) -> None:
         pending, self._pending, self._queued = self._pending, [], 0
         t = self.transport
         if t is not None and not t.is_closing():
             t.write(b"".join(pending) if len(pending) > 1 else pending[0])
+            self.said = time.monotonic()
 
 
 class Links:
@@ -318,7 +325,7 @@ class Links:
             await asyncio.sleep(KEEPALIVE)
             now = time.monotonic()
             for peer, conn in self._links.items():
-                conn.ping()
+                conn.ping(now)
                 if conn.silent(now) and not conn.silent(now - KEEPALIVE):
                     self.counters["silent"] = self.counters.get("silent", 0) + 1
                     logger.warning("cluster link %s silent for %.1f s", peer, now - conn.heard)

@@ -2,7 +2,7 @@
 
     .venv/bin/python loadtest/bench_farm.py [--reg-rate 500] [--call-rate 200]
                                             [--duration 10] [--hold 1] [--accounts 2000]
-                                            [--configs single,farm1,farm,farm-nosync]
+                                            [--configs single,pair,farm1,farm,farm-hash,farm-nosync]
                                             [--runs 2] [--equal-load]
                                             [--loads registrations,calls] [--profile DIR]
 
@@ -21,6 +21,12 @@ machine falls on every configuration alike:
   bound to the same address with SO_REUSEPORT, the kernel spreading UDP flows over
   them by 4-tuple.  SIPp sends with one socket per call (``-t un``) so that calls
   spread; the UAS is one socket, so everything it sends lands on one member.
+- ``pair`` (only with ``--configs``): ``--members`` single members at once, each on its
+  own address with its own SIPp UAC and UAS at its share of the rate: the farm's
+  processes without the farm (no etcd, no router, no relay); pair over single is what
+  one more process costs on this machine, farm over pair what the farm adds to that;
+- ``farm-hash`` (only with ``--configs``): ``farm`` with ``--no-steering``, responses
+  placed by the kernel's hash like everything else (and relayed to their member);
 - ``farm-nosync`` (only with ``--configs``): ``farm`` with ``--no-sync``, bindings not
   fsynced before their 200 OK; farm over farm-nosync is what durability costs (issue 6:
   durable registrations at >= 80 % of the rate without; run the registrations above

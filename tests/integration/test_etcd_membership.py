@@ -122,6 +122,11 @@ def test_a_member_that_loses_etcd_says_so(etcd: tuple[str, int], tmp_path: Path)
             subprocess.run(["pkill", "-STOP", "-f", f"listen-client-urls http://{etcd[0]}:"])
             await until(lambda: w.lost, timeout=15)
             assert m.lost
+            subprocess.run(["pkill", "-CONT", "-f", f"listen-client-urls http://{etcd[0]}:"])
+            await until(lambda: not m.lost, timeout=15)
+            # back under a new lease as joining: no ring takes it until it says ready
+            assert m.view.members["m1"].state is MemberState.JOINING
+            assert "m1" not in m.view.ready
         finally:
             subprocess.run(["pkill", "-CONT", "-f", f"listen-client-urls http://{etcd[0]}:"])
             await m.stop()
