@@ -1,7 +1,7 @@
 """The kernel steering of the one-host farm (sipfarm/transport/steering.py), on real sockets.
 
-Two (three) UDP sockets share one loopback address with SO_REUSEPORT, as the
-members of ``sipfarm up`` do, each in its member's slot.  A response reaches
+Three UDP sockets share one loopback address with SO_REUSEPORT, as the members
+of ``sipfarm up`` do, each in its member's slot.  A response reaches
 the socket of the token in its top Via branch whatever port it comes from;
 everything else (requests, garbage, a token of no member, a branch past the
 scan, a member that left) still reaches one of the sockets: steering never
