@@ -50,7 +50,7 @@ from .provisioning import Answer, Provisioning, Subject
 from .registrar import Location, MemoryLocation, StoredLocation
 from .transport import TcpServer, TransportConfig, UdpServer, bind_udp
 from .transport.ratelimit import RateLimitedLog
-from .transport.steering import Enlisted, Steering, SteeringError
+from .transport.steering import Enlisted, Steering
 
 logger = logging.getLogger(__name__)
 
@@ -514,7 +514,7 @@ class Member:
                     "responses steered here by the kernel (eBPF, slot %d)",
                     self.farm.steered.slot,
                 )
-            except (SteeringError, OSError) as exc:
+            except OSError as exc:  # SteeringError among them
                 logger.warning("no kernel steering (responses are relayed): %s", exc)
         try:
             if self._admin is not None and cfg.http is not None:

@@ -23,7 +23,8 @@ Who does what:
   (:meth:`Steering.create`), gives each member slot its token
   (:meth:`Steering.assign`) and passes the three descriptors to the members;
 - a member (:class:`Enlisted`) attaches the program to its socket, puts its
-  socket in its slot once it is in the view, and takes a dead member's socket
+  socket in its slot when it starts and again on each view that shows it live
+  (it may have been taken out meanwhile), and takes a dead member's socket
   out of its slot (a frozen process still holds its socket: until it is back,
   its responses go by hash to a member that serves them or relays them).
   A member that exits closes its socket, and the kernel empties its slot.

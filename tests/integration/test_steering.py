@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import selectors
 import socket
 import time
 from collections.abc import Iterator
@@ -43,8 +44,8 @@ class Group:
     """Sockets bound to one address with SO_REUSEPORT, each enlisted under its token."""
 
     def __init__(self, steering: Steering, tokens: tuple[str, ...]) -> None:
-        self.address = (fresh_loopback(), 0)
-        self.address = (self.address[0], free_port(self.address[0]))
+        host = fresh_loopback()
+        self.address = (host, free_port(host))
         self.sockets: dict[str, socket.socket] = {}
         self.enlisted: dict[str, Enlisted] = {}
         for token in tokens:
@@ -63,13 +64,19 @@ class Group:
                 out.sendto(data, self.address)
 
     def received(self, expect: int) -> dict[str, list[bytes]]:
+        """What each socket received, once ``expect`` datagrams came (or 2 s passed)."""
         got: dict[str, list[bytes]] = {token: [] for token in self.sockets}
         deadline = time.monotonic() + 2.0
-        while sum(map(len, got.values())) < expect and time.monotonic() < deadline:
+        with selectors.DefaultSelector() as sel:
             for token, sock in self.sockets.items():
-                with contextlib.suppress(BlockingIOError):
-                    got[token].append(sock.recv(65536))
-            time.sleep(0.001)
+                sel.register(sock, selectors.EVENT_READ, token)
+            while sum(map(len, got.values())) < expect:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                for key, _ in sel.select(left):
+                    with contextlib.suppress(BlockingIOError):
+                        got[key.data].append(key.fileobj.recv(65536))  # type: ignore[union-attr]
         return got
 
     def close(self) -> None:
