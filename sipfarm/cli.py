@@ -437,8 +437,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-steering",
         dest="steering",
         action="store_false",
-        help="let the kernel's hash place every datagram, responses included (they are "
-        "relayed to their member); by default an eBPF program steers them there",
+        help="let the kernel's hash place every datagram (each is then relayed to its "
+        "member); by default an eBPF program steers responses to the member of their "
+        "branch and requests to the owner of their Call-ID",
     )
     u.add_argument("--debug", action="store_true", help="log every packet")
     _add_store_commands(sub)

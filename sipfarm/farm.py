@@ -58,7 +58,7 @@ from cluster.frames import Emit, Frame, Relay, Request, Response
 from cluster.link import Links
 from cluster.membership import MemberState
 from cluster.membership import View as MembershipView
-from cluster.ring import Ring
+from cluster.ring import BUCKETS, Ring
 from mail.commit import GroupCommit
 from mail.errors import AccountStoreError, AccountUnreadable
 from mail.store import AccountStore, write_atomic
@@ -86,6 +86,9 @@ from .unlinked import Unlinked
 logger = logging.getLogger(__name__)
 
 __all__ = ["AccountBindings", "CallFailed", "Farm", "FarmLocation", "Unreachable"]
+
+#: Buckets whose owners a member computes between two turns of its event loop.
+OWNERS_SLICE = 2048
 
 #: How long a member waits for the owner's answer to a lookup before reading storage.
 LOOKUP_TIMEOUT = 0.5
@@ -356,7 +359,8 @@ class Farm:
         self.farm_addresses = farm_addresses
         self.sip = sip
         self._same_socket: frozenset[str] = frozenset()  # members bound where we are
-        self.steered: Enlisted | None = None  # the kernel's steering of responses, if any
+        self.steered: Enlisted | None = None  # the kernel's steering of packets, if any
+        self._owners: asyncio.Task[None] | None = None  # the ring going to the kernel
         self.links = Links(token, self)
         self.membership = EtcdMembership(
             token, cluster, roles, etcd, self._view, on_lost=self._lost, sip=sip, http=http
@@ -420,6 +424,8 @@ class Farm:
         that any other member would have put through (the rolling update).
         """
         self.stopping = True
+        if self._owners is not None:
+            self._owners.cancel()
         await self.membership.stop()
         await asyncio.sleep(STOP_GRACE)
         loop = asyncio.get_running_loop()
@@ -528,6 +534,8 @@ class Farm:
                 sorted(route.ring.members),
             )
             self._fence_up(view.revision)
+            if self.steered is not None:
+                self._steer_requests(ring)
         else:
             self.route = route._replace(live=view.live)
         if self._owed:
@@ -551,6 +559,28 @@ class Farm:
         except OSError as exc:
             logger.warning("kernel steering: %s; it is off", exc)
             self.steered = None
+
+    def _steer_requests(self, ring: Ring) -> None:
+        """Give the kernel the owner of every bucket of this ring (each member does, on
+        every change: they write the same once their views agree)."""
+        if self._owners is not None:
+            self._owners.cancel()
+        self._owners = asyncio.get_running_loop().create_task(self._publish_owners(ring))
+
+    async def _publish_owners(self, ring: Ring) -> None:
+        table: list[str | None] = []
+        for start in range(0, BUCKETS, OWNERS_SLICE):  # the owners of 65536 buckets take
+            table += ring.table(start, start + OWNERS_SLICE)  # 100 ms: packets go between
+            await asyncio.sleep(0)
+        steered = self.steered
+        if steered is None or ring is not self.route.ring:
+            return
+        try:
+            steered.publish(table)
+        except OSError as exc:
+            logger.warning("kernel steering of requests: %s", exc)
+            return
+        logger.info("kernel steering: requests placed on the ring of %s", sorted(ring.members))
 
     def _forget(self, gone: list[str]) -> None:
         """Close the links of members that left the view LINK_LINGER ago (unless back)."""

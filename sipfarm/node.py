@@ -105,7 +105,7 @@ class MemberConfig:
     # Bindings fsynced (group commit) before their 200 OK; off: they survive the
     # member's death (page cache), not the host's (the benchmarks' baseline).
     sync: bool = True
-    # The one-host farm's kernel steering of responses (sipfarm/transport/steering.py):
+    # The one-host farm's kernel steering of packets (sipfarm/transport/steering.py):
     # the descriptors ``sipfarm up`` made and passed down, or None.
     steering: Steering | None = None
     # UDP receive queue fill that starts shedding new requests (a quarter of the 4 MiB
@@ -510,11 +510,11 @@ class Member:
             try:
                 self.farm.steered = Enlisted(cfg.steering, cfg.token, sock)
                 logger.info(
-                    "responses steered here by the kernel (eBPF, slot %d)",
+                    "packets steered here by the kernel (eBPF, slot %d)",
                     self.farm.steered.slot,
                 )
             except OSError as exc:  # SteeringError among them
-                logger.warning("no kernel steering (responses are relayed): %s", exc)
+                logger.warning("no kernel steering (packets are relayed): %s", exc)
         try:
             if self._admin is not None and cfg.http is not None:
                 await self._admin.start(*cfg.http)

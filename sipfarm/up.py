@@ -97,7 +97,7 @@ class FarmConfig:
     debug: bool = False
     trusted: tuple[str, ...] = ()  # sources whose requests are not challenged
     sync: bool = True  # bindings fsynced before their 200 OK (member --no-sync)
-    steering: bool = True  # responses steered to their member by the kernel (eBPF)
+    steering: bool = True  # packets steered to their member by the kernel (eBPF)
     inner: str = "127.0.0.1"  # where etcd, the cluster links and the admin endpoints listen
     stop_grace: float = 10.0
     python: str = field(default_factory=lambda: sys.executable)
@@ -181,7 +181,7 @@ class _Member:
 
 
 def _steering(config: FarmConfig, tokens: list[str]) -> Steering | None:
-    """The kernel steering of responses for these member slots (sipfarm/transport/steering.py),
+    """The kernel steering of packets for these member slots (sipfarm/transport/steering.py),
     or None: turned off, or refused by the kernel (not root, no eBPF), then said once."""
     if not config.steering:
         return None
@@ -190,7 +190,7 @@ def _steering(config: FarmConfig, tokens: list[str]) -> Steering | None:
         for slot, token in enumerate(tokens):
             steering.assign(token, slot)
     except OSError as exc:
-        logger.warning("no kernel steering, responses are relayed to their member: %s", exc)
+        logger.warning("no kernel steering, packets are relayed to their member: %s", exc)
         return None
     return steering
 

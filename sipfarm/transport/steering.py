@@ -1,33 +1,47 @@
-"""Kernel steering of responses in the one-host farm (SO_REUSEPORT + eBPF).
+"""Kernel steering of datagrams in the one-host farm (SO_REUSEPORT + eBPF).
 
 The members of ``sipfarm up`` share one UDP socket address with SO_REUSEPORT,
 and the kernel picks the member of each datagram by a hash of its addresses.
 A response belongs to the member whose token is in its top Via branch
-(``z9hG4bK.<token>.``, :mod:`sipfarm.ownership`); the member the hash picks
-relays it there over the cluster link (DESIGN.md "Routing"), which costs both
-members a wakeup.  A SIP UAS answers every request of a call from one flow,
-so with two members half the responses of the calls took that detour.
+(``z9hG4bK.<token>.``, :mod:`sipfarm.ownership`), a new request to the owner of
+its Call-ID on the ring, an in-dialog one to the member in its Route, which made
+the dialog as the owner of its Call-ID; the member the hash picks relays each
+there over the cluster link (DESIGN.md "Routing"), which costs both members a
+wakeup.  A SIP UAS answers every request of a call from one flow, and a caller
+sends a call's requests from one flow, so with two members about one packet in
+eight took that detour (a relay per call).
 
 This module puts the choice in the kernel, as QUIC servers steer datagrams by
 their connection ID: a ``BPF_PROG_TYPE_SK_REUSEPORT`` program, attached to the
-members' socket group, reads a datagram that starts ``SIP/2.0 `` up to its
-first ``z9hG4bK.<token>.``, looks the token up in a hash map (token -> slot)
-and selects the slot's socket in a ``REUSEPORT_SOCKARRAY``.  Everything else
-(requests, a token of no slot, a slot whose member is gone, a Via the scan
-does not reach) falls back to the kernel's hash, and the member it lands on
-routes it as before: steering only spares relays, it decides nothing.
+members' socket group, reads a datagram
+
+- that starts ``SIP/2.0 `` up to its first ``z9hG4bK.<token>.``, looks the
+  token up in a hash map (token -> slot) and selects the slot's socket in a
+  ``REUSEPORT_SOCKARRAY``;
+- that is a request up to its ``Call-ID`` (or ``i``) header, takes the CRC-32
+  of its value (:func:`cluster.ring.bucket`, the same function) and selects the
+  socket of that bucket's owner, from an array map that holds the owner's slot
+  of each of the ring's buckets, which the members write on every view change
+  (:meth:`Enlisted.publish`).
+
+Everything else (a token of no slot, a slot whose member is gone, a header the
+scan does not reach, no ring yet) falls back to the kernel's hash, and the
+member it lands on routes it as before: steering only spares relays, it
+decides nothing.  A view change can leave the kernel a step behind the router
+for a moment; that costs relays, not packets.
 
 Who does what:
 
 - the supervisor (:mod:`sipfarm.up`) makes the maps and the program once
   (:meth:`Steering.create`), gives each member slot its token
-  (:meth:`Steering.assign`) and passes the three descriptors to the members;
+  (:meth:`Steering.assign`) and passes the descriptors to the members;
 - a member (:class:`Enlisted`) attaches the program to its socket, puts its
   socket in its slot when it starts and again on each view that shows it live
-  (it may have been taken out meanwhile), and takes a dead member's socket
-  out of its slot (a frozen process still holds its socket: until it is back,
-  its responses go by hash to a member that serves them or relays them).
-  A member that exits closes its socket, and the kernel empties its slot.
+  (it may have been taken out meanwhile), takes a dead member's socket out of
+  its slot (a frozen process still holds its socket: until it is back, what
+  was steered to it goes by hash to a member that serves it or relays it), and
+  publishes the owners of the buckets of each new ring.  A member that exits
+  closes its socket, and the kernel empties its slot.
 
 The program is written here in eBPF machine code (no compiler at run time:
 :func:`program`); it needs root (CAP_BPF and CAP_NET_ADMIN) and Linux >= 5.3
@@ -42,8 +56,10 @@ import os
 import platform
 import socket
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+
+from cluster.ring import BUCKETS
 
 from ..ownership import TOKEN_MAX
 
@@ -56,6 +72,11 @@ class SteeringError(OSError):
 
 #: How far into a response the program looks for the top Via's branch (bytes).
 SCAN = 512
+#: How far into a request it looks for its Call-ID header (bytes), and how long a
+#: Call-ID it hashes (after at most 7 blanks; longer ones are placed by the
+#: kernel's hash, then relayed).
+SCAN_REQUEST = 1024
+CALL_ID_MAX = 160
 
 #: Member slots a farm can steer to.
 SLOTS = 256
@@ -64,7 +85,7 @@ SLOTS = 256
 
 _NR_BPF = {"x86_64": 321, "aarch64": 280}
 _MAP_CREATE, _MAP_LOOKUP_ELEM, _MAP_UPDATE_ELEM, _MAP_DELETE_ELEM, _PROG_LOAD = 0, 1, 2, 3, 5
-_MAP_TYPE_HASH, _MAP_TYPE_REUSEPORT_SOCKARRAY = 1, 20
+_MAP_TYPE_HASH, _MAP_TYPE_ARRAY, _MAP_TYPE_PERCPU_ARRAY, _MAP_TYPE_REUSEPORT_SOCKARRAY = 1, 2, 6, 20
 _PROG_TYPE_SK_REUSEPORT, _SK_REUSEPORT_SELECT = 21, 39
 _ATTR_SIZE = 144
 SO_ATTACH_REUSEPORT_EBPF = 52
@@ -104,9 +125,14 @@ def _elem(command: int, fd: int, key: bytes, value: bytes | None = None) -> byte
 # -- the program ----------------------------------------------------------------------------
 
 # Registers: r1-r5 arguments (clobbered by calls), r6-r9 kept, r10 the frame pointer.
-_LDXB, _LDXW, _LDXDW, _STXB, _STXW, _STDW = 0x71, 0x61, 0x79, 0x73, 0x63, 0x7A
-_MOV, _MOV_REG, _ADD, _ADD_REG, _LDDW = 0xB7, 0xBF, 0x07, 0x0F, 0x18
-_JEQ, _JNE, _JGT, _JNE_REG, _JGT_REG, _CALL, _EXIT = 0x15, 0x55, 0x25, 0x5D, 0x2D, 0x85, 0x95
+_LDXB, _LDXH, _LDXW, _LDXDW = 0x71, 0x69, 0x61, 0x79
+_STXB, _STXW, _STXDW, _STW, _STDW = 0x73, 0x63, 0x7B, 0x62, 0x7A
+_MOV, _MOV_REG, _ADD, _ADD_REG, _OR, _OR_REG, _LDDW = 0xB7, 0xBF, 0x07, 0x0F, 0x47, 0x4F, 0x18
+# 32-bit arithmetic (the upper half of the register cleared): the CRC-32 of the Call-ID
+# (no BPF_NEG: this kernel's verifier dereferences NULL on it, 6.18.44; a multiply does)
+_MOV32, _AND32, _MUL32, _RSH32, _XOR32, _XOR32_REG = 0xB4, 0x54, 0x24, 0x74, 0xA4, 0xAC
+_JA, _JEQ, _JNE, _JGT, _JNE_REG, _JEQ_REG, _JGT_REG = 0x05, 0x15, 0x55, 0x25, 0x5D, 0x1D, 0x2D
+_CALL, _EXIT = 0x85, 0x95
 _PSEUDO_MAP_FD = 1
 _FN_MAP_LOOKUP_ELEM, _FN_SK_SELECT_REUSEPORT = 1, 82
 _SK_PASS = 1
@@ -115,6 +141,11 @@ _MD_DATA, _MD_DATA_END, _MD_IP_PROTOCOL = 0, 8, 24  # struct sk_reuseport_md
 _UDP_HEADER = 8
 _STATUS = int.from_bytes(b"SIP/2.0 ", "little")
 _BRANCH = int.from_bytes(b"z9hG4bK.", "little")
+_CALL_ID = int.from_bytes(b"call-id:", "little")  # a header name, any case (| 0x20 each)
+_COMPACT = int.from_bytes(b"i:", "little")
+_LOWER = int.from_bytes(b"\x20" * 8, "little")
+_CRC32 = 0xEDB88320 - (1 << 32)  # the reflected IEEE polynomial, as a signed immediate
+_NO_SLOT = 0xFF  # a bucket whose owner has no socket in the group: the hash decides
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,8 +184,94 @@ def _assemble(items: list[_Insn | str]) -> bytes:
     return bytes(out)
 
 
-def program(tokens_fd: int, sockets_fd: int) -> bytes:
-    """The steering program (module docstring), for its two maps."""
+def _call_id_bucket(scratch_fd: int) -> list[_Insn | str]:
+    """A request: r0 = its Call-ID's bucket (:func:`cluster.ring.bucket`), or off to "pass".
+
+    Two loops.  The first looks through the first ``SCAN_REQUEST`` bytes for a line
+    that starts ``Call-ID:`` or ``i:`` (any case).  The second skips the blanks
+    after the colon and runs the value's bytes, up to the end of its line, through
+    a CRC-32 in r0 (bit by bit: no table), at most ``CALL_ID_MAX`` of them.
+
+    Between the two, the value's offset goes through a per-CPU scratch word and
+    comes back as a number the verifier knows only by its bounds.  Without that,
+    it would check the second loop once for every place the first one can stop
+    (a million instructions and more); with it, once.
+    """
+    code: list[_Insn | str] = [
+        _Insn(_MOV, 9, 0, 0, 0),  # r9 = the next byte's offset in the payload
+        "request",
+        _Insn(_JGT, 9, 0, "pass", SCAN_REQUEST),
+        _Insn(_MOV_REG, 2, 7),
+        _Insn(_ADD_REG, 2, 9),  # r2 = the byte
+        _Insn(_MOV_REG, 3, 2),
+        _Insn(_ADD, 3, 0, 0, 9),
+        _Insn(_JGT_REG, 3, 8, "pass"),  # fewer than 9 bytes left: no Call-ID after
+        _Insn(_LDXB, 3, 2, 0),
+        _Insn(_ADD, 9, 0, 0, 1),
+        _Insn(_JNE, 3, 0, "request", ord("\n")),  # a line starts after this
+        _Insn(_LDXDW, 4, 2, 1),
+        _Insn(_LDDW, 5, 0, 0, _LOWER),
+        _Insn(_OR_REG, 4, 5),
+        _Insn(_LDDW, 5, 0, 0, _CALL_ID),
+        _Insn(_JEQ_REG, 4, 5, "long"),
+        _Insn(_LDXH, 4, 2, 1),
+        _Insn(_OR, 4, 0, 0, 0x2020),
+        _Insn(_JNE, 4, 0, "request", _COMPACT),
+        _Insn(_ADD, 9, 0, 0, 2),  # past "i:"
+        _Insn(_JA, 0, 0, "found"),
+        "long",
+        _Insn(_ADD, 9, 0, 0, 8),  # past "Call-ID:"
+        "found",
+        _Insn(_STW, 10, 0, -28, 0),
+        _Insn(_LDDW, 1, _PSEUDO_MAP_FD, 0, scratch_fd),
+        _Insn(_MOV_REG, 2, 10),
+        _Insn(_ADD, 2, 0, 0, -28),
+        _Insn(_CALL, 0, 0, 0, _FN_MAP_LOOKUP_ELEM),
+        _Insn(_JEQ, 0, 0, "pass", 0),
+        _Insn(_STXDW, 0, 9, 0),
+        _Insn(_LDXDW, 9, 0, 0),
+        _Insn(_JGT, 9, 0, "pass", SCAN_REQUEST + 10),
+        _Insn(_MOV_REG, 2, 7),
+        _Insn(_ADD_REG, 2, 9),  # r2 = the first byte after the colon
+        _Insn(_MOV32, 0, 0, 0, -1),  # r0 = the CRC, inverted at the start
+        _Insn(_MOV, 1, 0, 0, 0),  # r1 = the bytes read
+        _Insn(_MOV, 5, 0, 0, 0),  # r5 = 0 in the blanks, 1 in the value
+        "value",
+        _Insn(_JGT, 1, 0, "pass", CALL_ID_MAX + 7),  # its blanks, value and CR
+        _Insn(_MOV_REG, 3, 2),
+        _Insn(_ADD, 3, 0, 0, 1),
+        _Insn(_JGT_REG, 3, 8, "pass"),
+        _Insn(_LDXB, 3, 2, 0),
+        _Insn(_ADD, 2, 0, 0, 1),
+        _Insn(_ADD, 1, 0, 0, 1),
+        _Insn(_JEQ, 3, 0, "hashed", ord("\r")),
+        _Insn(_JEQ, 3, 0, "hashed", ord("\n")),
+        _Insn(_JNE, 5, 0, "byte", 0),
+        _Insn(_JEQ, 3, 0, "value", ord(" ")),
+        _Insn(_JEQ, 3, 0, "value", ord("\t")),
+        _Insn(_MOV, 5, 0, 0, 1),
+        "byte",
+        _Insn(_XOR32_REG, 0, 3),
+    ]
+    for _ in range(8):  # crc = (crc >> 1) ^ ((crc & 1) * POLY)
+        code += [
+            _Insn(_MOV_REG, 4, 0),
+            _Insn(_AND32, 4, 0, 0, 1),
+            _Insn(_MUL32, 4, 0, 0, _CRC32),
+            _Insn(_RSH32, 0, 0, 0, 1),
+            _Insn(_XOR32_REG, 0, 4),
+        ]
+    code += [
+        _Insn(_JA, 0, 0, "value"),
+        "hashed",
+        _Insn(_XOR32, 0, 0, 0, -1),
+        _Insn(_AND32, 0, 0, 0, BUCKETS - 1),
+    ]
+    return code
+
+
+def program(tokens_fd: int, sockets_fd: int, owners_fd: int, scratch_fd: int) -> bytes:
+    """The steering program (module docstring), for its four maps."""
     code: list[_Insn | str] = [
         _Insn(_MOV_REG, 6, 1),  # r6 = the context
         _Insn(_LDXW, 2, 6, _MD_IP_PROTOCOL),
@@ -167,7 +284,21 @@ def program(tokens_fd: int, sockets_fd: int) -> bytes:
         _Insn(_JGT_REG, 2, 8, "pass"),
         _Insn(_LDXDW, 3, 7, 0),
         _Insn(_LDDW, 4, 0, 0, _STATUS),
-        _Insn(_JNE_REG, 3, 4, "pass"),  # not a response
+        _Insn(_JEQ_REG, 3, 4, "response"),
+        *_call_id_bucket(scratch_fd),
+        # r0 = the bucket: its owner's slot is byte r0 of the owners map's one value
+        _Insn(_MOV_REG, 9, 0),
+        _Insn(_STW, 10, 0, -24, 0),
+        _Insn(_LDDW, 1, _PSEUDO_MAP_FD, 0, owners_fd),
+        _Insn(_MOV_REG, 2, 10),
+        _Insn(_ADD, 2, 0, 0, -24),
+        _Insn(_CALL, 0, 0, 0, _FN_MAP_LOOKUP_ELEM),
+        _Insn(_JEQ, 0, 0, "pass", 0),
+        _Insn(_ADD_REG, 0, 9),
+        _Insn(_LDXB, 3, 0, 0),
+        _Insn(_JEQ, 3, 0, "pass", _NO_SLOT),
+        _Insn(_JA, 0, 0, "select"),
+        "response",
         _Insn(_LDDW, 5, 0, 0, _BRANCH),
         _Insn(_MOV, 9, 0, 0, 8),  # r9 = where to look next
         "scan",
@@ -201,6 +332,7 @@ def program(tokens_fd: int, sockets_fd: int) -> bytes:
         _Insn(_CALL, 0, 0, 0, _FN_MAP_LOOKUP_ELEM),
         _Insn(_JEQ, 0, 0, "pass", 0),
         _Insn(_LDXW, 3, 0, 0),
+        "select",  # r3 = the slot
         _Insn(_STXW, 10, 3, -20),
         _Insn(_MOV_REG, 1, 6),
         _Insn(_LDDW, 2, _PSEUDO_MAP_FD, 0, sockets_fd),
@@ -262,43 +394,56 @@ class Steering:
     program_fd: int
     sockets_fd: int
     tokens_fd: int
+    owners_fd: int
+    scratch_fd: int
 
     @classmethod
     def create(cls) -> Steering:
         """Make the maps and load the program; SteeringError when the kernel will not."""
-        tokens = _map_create(_MAP_TYPE_HASH, TOKEN_MAX, 4, SLOTS, b"sipfarm_tokens")
+        made: list[int] = []
         try:
-            sockets = _map_create(_MAP_TYPE_REUSEPORT_SOCKARRAY, 4, 8, SLOTS, b"sipfarm_socks")
+            made.append(_map_create(_MAP_TYPE_HASH, TOKEN_MAX, 4, SLOTS, b"sipfarm_tokens"))
+            made.append(_map_create(_MAP_TYPE_REUSEPORT_SOCKARRAY, 4, 8, SLOTS, b"sipfarm_socks"))
+            made.append(_map_create(_MAP_TYPE_ARRAY, 4, BUCKETS, 1, b"sipfarm_owners"))
+            made.append(_map_create(_MAP_TYPE_PERCPU_ARRAY, 4, 8, 1, b"sipfarm_scratch"))
+            tokens, sockets, owners, scratch = made
+            prog = _load(program(tokens, sockets, owners, scratch))
         except BaseException:
-            os.close(tokens)
+            for fd in made:
+                os.close(fd)
             raise
-        try:
-            prog = _load(program(tokens, sockets))
-        except BaseException:
-            os.close(tokens)
-            os.close(sockets)
-            raise
-        return cls(prog, sockets, tokens)
+        steering = cls(prog, sockets, tokens, owners, scratch)
+        steering.publish(bytes([_NO_SLOT]) * BUCKETS)  # no owners yet: by hash
+        return steering
 
     @classmethod
     def parse(cls, text: str) -> Steering:
-        """The ``PROGRAM,SOCKETS,TOKENS`` descriptors of ``sipfarm member --steering``."""
+        """The ``PROGRAM,SOCKETS,TOKENS,OWNERS,SCRATCH`` descriptors of ``sipfarm member
+        --steering``."""
         try:
-            program_fd, sockets_fd, tokens_fd = (int(part) for part in text.split(","))
+            fds = [int(part) for part in text.split(",")]
         except ValueError:
-            raise ValueError(f"--steering wants three descriptors A,B,C, not {text!r}") from None
-        return cls(program_fd, sockets_fd, tokens_fd)
+            fds = []
+        if len(fds) != 5:
+            raise ValueError(f"--steering wants five descriptors A,B,C,D,E, not {text!r}")
+        return cls(*fds)
 
     def __str__(self) -> str:
-        return f"{self.program_fd},{self.sockets_fd},{self.tokens_fd}"
+        return ",".join(map(str, self.fds()))
 
     def fds(self) -> Iterator[int]:
-        yield from (self.program_fd, self.sockets_fd, self.tokens_fd)
+        yield from (
+            self.program_fd,
+            self.sockets_fd,
+            self.tokens_fd,
+            self.owners_fd,
+            self.scratch_fd,
+        )
 
     def assign(self, token: str, slot: int) -> None:
         """Responses with ``token`` in their branch go to the socket in ``slot``."""
-        if not 0 <= slot < SLOTS:
-            raise ValueError(f"slot {slot} is not in 0..{SLOTS - 1}")
+        if not 0 <= slot < SLOTS or slot == _NO_SLOT:
+            raise ValueError(f"slot {slot} is not in 0..{SLOTS - 2}")
         _elem(_MAP_UPDATE_ELEM, self.tokens_fd, _key(token), struct.pack("<I", slot))
 
     def slot(self, token: str) -> int | None:
@@ -310,6 +455,22 @@ class Steering:
             raise
         assert value is not None
         return int(struct.unpack_from("<I", value)[0])
+
+    def owners(self, table: Sequence[str | None]) -> bytes:
+        """The owners map's value for a ring's :meth:`~cluster.ring.Ring.table`: each
+        bucket's owner's slot (a member without one, or none: the hash decides)."""
+        slots: dict[str | None, int] = {None: _NO_SLOT}
+        for token in set(table):
+            if token is not None:
+                slot = self.slot(token)
+                slots[token] = _NO_SLOT if slot is None else slot
+        return bytes(slots[token] for token in table)
+
+    def publish(self, owners: bytes) -> None:
+        """Requests go to the slot of their Call-ID's bucket in ``owners`` (one byte each)."""
+        if len(owners) != BUCKETS:
+            raise ValueError(f"the owners of {BUCKETS} buckets, not {len(owners)}")
+        _elem(_MAP_UPDATE_ELEM, self.owners_fd, bytes(4), owners)
 
     def close(self) -> None:
         for fd in self.fds():
@@ -338,6 +499,10 @@ class Enlisted:
         except SteeringError as exc:
             if exc.errno != errno.EBUSY:  # EBUSY: it is in its slot already
                 raise
+
+    def publish(self, table: Sequence[str | None]) -> None:
+        """Requests go to the owner of their Call-ID's bucket in ``table`` (a ring's)."""
+        self.steering.publish(self.steering.owners(table))
 
     def withdraw(self, token: str) -> bool:
         """Empty ``token``'s slot (a dead member); whether there was a socket in it."""

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cluster.ring import Ring, key_hash
+from cluster.ring import BUCKETS, Ring, bucket, key_hash
 
 KEYS = [f"{i}-call@198.51.100.{i % 250}" for i in range(40_000)]
 
@@ -31,7 +31,8 @@ def test_the_same_view_gives_the_same_owner_everywhere() -> None:
     # no salted hash(): another process, another machine computes the same
     assert key_hash("call-1@198.51.100.1") == key_hash(b"call-1@198.51.100.1")
     assert key_hash("call-1@198.51.100.1") == 0x4789161B03376A11  # blake2b: on every machine
-    assert Ring(["m1", "m2", "m3"]).owner("call-1@198.51.100.1") == "m2"
+    assert bucket("call-1@198.51.100.1") == 0x3407  # zlib's CRC-32, low 16 bits
+    assert Ring(["m1", "m2", "m3"]).owner("call-1@198.51.100.1") == "m1"
     a = Ring(["m1", "m2", "m3"])
     b = Ring(["m3", "m1", "m2", "m2"])
     assert [a.owner(k) for k in KEYS[:500]] == [b.owner(k) for k in KEYS[:500]]
@@ -82,3 +83,21 @@ def test_owners_lists_the_takeover_order(n: int) -> None:
         assert order[0] == ring.owner(k) and len(order) == n == len(set(order))
         if n >= 2:  # the second in line owns the key once the first is gone
             assert ring.without_member(order[0]).owner(k) == order[1]
+
+
+def test_a_bucket_is_the_low_bits_of_the_ieee_crc32() -> None:
+    # the check value of CRC-32/ISO-HDLC is 0xCBF43926: the kernel's steering program
+    # computes the same function bit by bit (sipfarm/transport/steering.py)
+    assert bucket(b"123456789") == 0xCBF43926 & (BUCKETS - 1)
+    assert bucket("héllo") == bucket("héllo".encode())
+
+
+def test_the_table_is_the_owner_of_each_bucket() -> None:
+    ring = Ring(["m1", "m2", "m3"])
+    table = ring.table()
+    assert len(table) == BUCKETS
+    assert ring.table(100, 110) == table[100:110]
+    for k in KEYS[:2000]:
+        assert table[bucket(k)] == ring.owner(k)
+    assert Counter(table).keys() == {"m1", "m2", "m3"}
+    assert Ring([]).table(0, 3) == [None, None, None]
