@@ -214,8 +214,14 @@ class SipCore:
 
     # -- the edges' entry points ------------------------------------------------------
 
-    def receive(self, data: bytes, source: Source, now: float) -> Outcome:
-        """One whole message (a datagram, or what the stream framer cut out)."""
+    def receive(
+        self, data: bytes, source: Source, now: float, *, acting: str | None = None
+    ) -> Outcome:
+        """One whole message (a datagram, or what the stream framer cut out).
+
+        ``acting``: the farm serves this request for its owner, which it cannot reach
+        (:meth:`sipfarm.proxy.Proxy.process`).
+        """
         if (
             _answer_options is not None
             and self.ready
@@ -283,7 +289,7 @@ class SipCore:
                 else:
                     if method == "BYE" and self.dialogs:  # the dialog ends here
                         self.dialogs.pop(request.call_id, None)
-                    self._proxy(request, source, now)
+                    self._proxy(request, source, now, acting)
         except SipError as exc:
             self.counters[f"answered_{exc.status}"] += 1
             self._answer(request, source, exc.status, exc.reason, exc.headers)
@@ -535,11 +541,13 @@ class SipCore:
             self._answer(request, source, 400, result.reason or None, ())
         return False
 
-    def _proxy(self, request: Request, source: Source, now: float) -> None:
+    def _proxy(
+        self, request: Request, source: Source, now: float, acting: str | None = None
+    ) -> None:
         may_relay = self._caller(request, source, now)
         if may_relay is None:
             return
-        reject = self.proxy.process(request, source, now, may_relay=may_relay)
+        reject = self.proxy.process(request, source, now, may_relay=may_relay, acting=acting)
         if reject is not None and reject.status:
             self.counters[f"answered_{reject.status}"] += 1
             self._answer(request, source, reject.status, reject.reason, reject.headers)

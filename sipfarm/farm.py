@@ -73,7 +73,7 @@ from .registrar.stored import (
     decode_bindings,
     encode_bindings,
 )
-from .router import HANDOFF, View, place
+from .router import HANDOFF, INVITE_HANDOFF, View, place
 from .sip import Request as SipRequest
 from .sip import SipError, parse
 from .sip.errors import ServerInternalError
@@ -134,6 +134,8 @@ NO_LOOKUP = frozenset({b"ACK", b"CANCEL", b"REGISTER", b"BYE", b"PRACK"})
 #: New requests whose stateless answer (a challenge …) the member they land on gives
 #: itself rather than relay them (SipCore.gate).
 GATED = frozenset(m.encode() for m in CHALLENGED) | {b"REGISTER"}
+#: New requests a member may serve for another (Farm._acting): those the proxy forwards.
+ACTED = frozenset({b"INVITE", b"MESSAGE", b"OPTIONS", b"SUBSCRIBE", b"REFER", b"NOTIFY"})
 
 _TO = re.compile(rb"\n(?:to|t)[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE)
 _CREDENTIALS = re.compile(rb"\n(?:proxy-)?authorization[ \t]*:", re.IGNORECASE)
@@ -909,11 +911,41 @@ class Farm:
             self._fenced_out(data, source, p) or self._needs_lookup(p, data, source)
         ):
             return []
-        outcome: list[Send] | Drop = self.core.receive(data, source, now)
+        acting = None
+        if p is not None and p.status is None and p.to_tag is None and p.method in ACTED:
+            acting = self._acting(p, now)
+            if acting is not None:
+                self._count("served_for_another")
+        outcome: list[Send] | Drop = self.core.receive(data, source, now, acting=acting)
         if type(outcome) is list and outcome:
             self.dispatch(outcome)
             return []
         return outcome
+
+    def _acting(self, p: Peek, now: float) -> str | None:
+        """The member this one serves a new request for, if another: its owner, when out
+        of reach (dead before the view says so, frozen, cut off), or, for a few seconds
+        after a view change, its owner before the change, which died.
+
+        That member may have forwarded the request before it went, and the caller
+        retransmits it here.  The proxy then sends it as that member did, under its
+        token with a branch made from the caller's (:meth:`Proxy.process`), so that
+        the callee sees the same request again, not a second INVITE of one call.  Its
+        answers name the member that is gone, and the router brings them to the
+        Call-ID's owner: this one.
+        """
+        route = self.route
+        owner = place(p, route, now)
+        if owner is not None:
+            reachable = self.links.is_up(owner) and not self.links.silent(owner)
+            return None if reachable else owner
+        previous = route.previous
+        if previous is None or now >= route.handoff_until - HANDOFF + INVITE_HANDOFF:
+            return None
+        before = previous.owner(p.call_id or b"")
+        if before is None or before == self.me or before in route.live:
+            return None
+        return before
 
     def dispatch(self, sends: list[Send]) -> None:
         """Send ``sends`` once the bindings written so far are durable, in order.

@@ -122,12 +122,20 @@ class Proxy:
     # -- requests (§16.3 - §16.6) --------------------------------------------------------
 
     def process(
-        self, request: Request, source: Source, now: float, *, may_relay: bool
+        self,
+        request: Request,
+        source: Source,
+        now: float,
+        *,
+        may_relay: bool,
+        acting: str | None = None,
     ) -> Reject | None:
         """Route a new request and forward it; or say what to answer (statelessly).
 
         ``may_relay``: the sender is trusted or authenticated, so a target
         outside the served domains is allowed (else 403: no open relay).
+        ``acting``: the token of the member this one serves the request for (its
+        owner, out of reach): the request goes out as that member would send it.
         """
         # §16.3 step 4: loop detection
         if any(v.branch and v.branch.startswith(self._prefix) for v in request.via):
@@ -186,7 +194,7 @@ class Proxy:
         if request.method == "ACK":  # an ACK to a 2xx: forwarded without a transaction
             self._forward_ack(request, targets[0], pop, strip_last)
             return None
-        self._fork(request, source, targets, pop, strip_last, in_dialog, now)
+        self._fork(request, source, targets, pop, strip_last, in_dialog, now, acting)
         return None
 
     def _fork(
@@ -198,6 +206,7 @@ class Proxy:
         strip_last: bool,
         in_dialog: bool,
         now: float,
+        acting: str | None = None,
     ) -> None:
         layer = self.layer
         transport = source.transport
@@ -208,13 +217,17 @@ class Proxy:
             layer.respond(server, make_response(request, 100), now)
         h = loop_hash(request)
         rr_wanted = self.config.record_route and not in_dialog and request.method in DIALOG_CREATING
-        prefix, theirs = self._prefix, None
+        # Every branch is made from the caller's (§16.11's way), under the token of the
+        # member the request is the work of: this one, the owner it serves a request
+        # for (``acting``), or for an in-dialog request the member that record-routed
+        # the dialog.  A member that takes over a retransmission its owner may have
+        # forwarded already (the owner died, or is cut off) then sends the very
+        # request the owner sent, and the callee answers it as the retransmission it
+        # is, rather than as a second INVITE of one call (a 482 at best, RFC 3261
+        # §8.2.2.2; a UA that aborts the call at worst).
+        theirs = request.via[0].branch or request.call_id
+        prefix = self._prefix if acting is None else branch_prefix(acting)
         if in_dialog:
-            # An in-dialog request gets a branch made from its own (§16.11's way), under
-            # the token of the member that record-routed the dialog: a member that takes
-            # over a dead one's retransmitted BYE then sends the very branch the dead one
-            # sent, and the callee answers it as the retransmission it is.
-            theirs = request.via[0].branch or request.call_id
             first = request.route[0].uri if pop else None
             owner = first.params.get("member") if isinstance(first, SipUri) else None
             if owner and is_token(owner):
@@ -222,16 +235,13 @@ class Proxy:
         for i, target in enumerate(targets):
             rr: tuple[str, ...] = ()
             if rr_wanted:
-                out_rr = self.me.record_route(target.hop.transport)
+                out_rr = self.me.record_route(target.hop.transport, acting)
                 if target.hop.transport != transport:
-                    rr = (out_rr, self.me.record_route(transport))
+                    rr = (out_rr, self.me.record_route(transport, acting))
                 else:
                     rr = (out_rr,)
-            if theirs is None:
-                branch = f"{prefix}{h}{self._rand(6)}"
-            else:
-                mark = zlib.crc32(f"{theirs}/{i}".encode("utf-8", "surrogateescape"))
-                branch = f"{prefix}{h}{mark:08x}"
+            mark = zlib.crc32(f"{theirs}/{i}".encode("utf-8", "surrogateescape"))
+            branch = f"{prefix}{h}{mark:08x}"
             out = forward(
                 request,
                 uri=target.uri,

@@ -97,13 +97,14 @@ class Self:
         port = uri.port or (5061 if uri.scheme == "sips" else 5060)
         return f"{uri.host}:{port}".lower() in self.addresses
 
-    def record_route(self, transport: str) -> str:
-        """Our Record-Route value (§16.6 step 4): loose routing and the member token."""
+    def record_route(self, transport: str, token: str | None = None) -> str:
+        """Our Record-Route value (§16.6 step 4): loose routing and the member token
+        (``token``: that of the member this one forwards for)."""
         host, port = self.advertise
         if ":" in host:
             host = f"[{host}]"
         t = "" if transport == "UDP" else f";transport={transport.lower()}"
-        return f"<sip:{host}:{port}{t};lr;member={self.token}>"
+        return f"<sip:{host}:{port}{t};lr;member={token or self.token}>"
 
     def via(self, transport: str, branch: str) -> str:
         host, port = self.advertise

@@ -468,6 +468,33 @@ def test_an_in_dialog_request_gets_the_same_branch_from_any_member() -> None:
     assert first.via[0].branch.startswith(branch_prefix("m7"))
 
 
+def test_a_new_invite_served_for_its_owner_is_the_one_the_owner_sent() -> None:
+    """m1 forwarded the INVITE and died; the caller's retransmission reaches m2, which
+    serves it for m1 (``acting``): byte for byte the request m1 sent (its branch and
+    Record-Route name m1), so the callee sees a retransmission, not a second INVITE of
+    the call (RFC 3261 §8.2.2.2 would answer that 482; a SIPp UAS aborts the call).
+    Served for itself, m2 sends its own."""
+    m1 = make_core(trusted=TRUSTED, token="m1")
+    m2 = make_core(trusted=TRUSTED, token="m2")
+    for pair in (m1, m2):
+        register(pair, "bob", "sip:bob@198.51.100.2:5070")
+    sent = m1.feed(invite())[1]
+    bytes_again = wire(invite())
+    served_for = m2.core.receive(bytes_again, CALLER, m2.now, acting="m1")
+    assert isinstance(served_for, list) and status(served_for[0]) == 100
+    assert served_for[1].data == sent.data and served_for[1].address == sent.address
+    assert request(sent).via[0].branch.startswith(branch_prefix("m1"))
+    assert request(sent).headers.get("record-route").endswith(";lr;member=m1>")
+    own = make_core(trusted=TRUSTED, token="m2")
+    register(own, "bob", "sip:bob@198.51.100.2:5070")
+    mine = request(own.feed(invite())[1])
+    assert mine.via[0].branch.startswith(branch_prefix("m2"))
+    assert mine.headers.get("record-route").endswith(";lr;member=m2>")
+    # another caller's INVITE (another branch): another branch downstream
+    other = request(own.feed(invite(branch="z9hG4bKinv2").replace("call-1", "call-2"))[1])
+    assert other.via[0].branch != mine.via[0].branch
+
+
 def test_a_cleared_layer_sends_nothing_more() -> None:
     """What a member frozen past its lease does with its transactions: drops them."""
     pair = registered("sip:bob@198.51.100.2:5070")
