@@ -10,7 +10,9 @@ DESIGN.md "Ownership" and "Cluster".  A member started with ``--etcd`` puts a
   it had arrived there, and never relays it on (hop count: a relayed packet is
   always served where it lands).  When the link to the owner is down the
   packet is served here: any member can serve any packet, the owner only has
-  the state that makes it cheaper.
+  the state that makes it cheaper.  A new request served so is sent on as its
+  owner sent it, or would have (:meth:`Farm._acting`): the callee must see the
+  caller's retransmission as one, not as a second INVITE of the call.
 - **Every send** goes out through the member that holds the destination's flow
   (:mod:`sipfarm.flows`): the owner of a relayed request hands its answer back
   to the receiving member as an :class:`~cluster.frames.Emit`, because behind a

@@ -144,6 +144,12 @@ def test_calls_between_phones_registered_on_different_members(
     assert s1.get("lookups_sent", 0) + s2.get("lookups_sent", 0) > 0
 
 
+def _link(member: Proc, peer: str) -> bool:
+    """Whether ``member`` has its link to ``peer`` up (the view may still show ``peer``)."""
+    peers = member.status()["view"]["members"]
+    return bool(peers.get(peer, {}).get("link"))
+
+
 def _wait(sock: socket.socket, want: bytes, seconds: float = 5.0) -> tuple[bytes, tuple[str, int]]:
     """The next datagram on ``sock`` that starts with ``want`` (others are skipped)."""
     deadline = time.monotonic() + seconds
@@ -159,6 +165,42 @@ def _header(data: bytes, name: bytes) -> bytes:
         if line.lower().startswith(name.lower() + b":"):
             return line.split(b":", 1)[1].strip()
     raise AssertionError(f"no {name!r} in {data[:300]!r}")
+
+
+def _request(
+    call_id: str,
+    ap: int,
+    bp: int,
+    method: str,
+    cseq: int,
+    branch: str,
+    to_tag: str = "",
+    route: bytes = b"",
+) -> bytes:
+    """A request of the caller on port ``ap`` to u1, whose phone is on port ``bp``."""
+    uri = f"sip:u1@127.0.0.1:{bp}" if to_tag else f"sip:u1@{DOMAIN}"
+    return (
+        f"{method} {uri} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:{ap};branch={branch};rport\r\n"
+        + (f"Route: {route.decode()}\r\n" if route else "")
+        + f"Max-Forwards: 70\r\nFrom: <sip:u2@{DOMAIN}>;tag=fa\r\n"
+        f"To: <sip:u1@{DOMAIN}>{';tag=' + to_tag if to_tag else ''}\r\n"
+        f"Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n"
+        f"Contact: <sip:u2@127.0.0.1:{ap}>\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+
+
+def _response(req: bytes, status: str, bp: int) -> bytes:
+    """u1's answer (on port ``bp``) to ``req``, with its tag."""
+    head = req.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]
+    keep = [h for h in head if h.split(b":", 1)[0].lower() in
+            (b"via", b"record-route", b"from", b"call-id", b"cseq")]  # fmt: skip
+    to = _header(req, b"To")
+    to += b"" if b";tag=" in to else b";tag=callee"
+    contact = f"Contact: <sip:u1@127.0.0.1:{bp}>".encode()
+    lines = [f"SIP/2.0 {status}".encode(), *keep, b"To: " + to, contact]
+    lines.append(b"Content-Length: 0")
+    return b"\r\n".join(lines) + b"\r\n\r\n"
 
 
 def test_acks_on_the_route_set_are_forwarded_where_they_land_but_a_non_2xx_one_is_relayed(
@@ -199,27 +241,10 @@ def _reack(m1: Proc, m2: Proc) -> None:
         def request(
             method: str, cseq: int, branch: str, to_tag: str = "", route: bytes = b""
         ) -> bytes:
-            uri = f"sip:u1@127.0.0.1:{bp}" if to_tag else f"sip:u1@{DOMAIN}"
-            return (
-                f"{method} {uri} SIP/2.0\r\n"
-                f"Via: SIP/2.0/UDP 127.0.0.1:{ap};branch={branch};rport\r\n"
-                + (f"Route: {route.decode()}\r\n" if route else "")
-                + f"Max-Forwards: 70\r\nFrom: <sip:u2@{DOMAIN}>;tag=fa\r\n"
-                f"To: <sip:u1@{DOMAIN}>{';tag=' + to_tag if to_tag else ''}\r\n"
-                f"Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n"
-                f"Contact: <sip:u2@127.0.0.1:{ap}>\r\nContent-Length: 0\r\n\r\n"
-            ).encode()
+            return _request(call_id, ap, bp, method, cseq, branch, to_tag, route)
 
         def answer(req: bytes, status: str, sender: tuple[str, int]) -> None:
-            head = req.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]
-            keep = [h for h in head if h.split(b":", 1)[0].lower() in
-                    (b"via", b"record-route", b"from", b"call-id", b"cseq")]  # fmt: skip
-            to = _header(req, b"To")
-            to += b"" if b";tag=" in to else b";tag=callee"
-            contact = f"Contact: <sip:u1@127.0.0.1:{bp}>".encode()
-            lines = [f"SIP/2.0 {status}".encode(), *keep, b"To: " + to, contact]
-            lines.append(b"Content-Length: 0")
-            b.sendto(b"\r\n".join(lines) + b"\r\n\r\n", sender)
+            b.sendto(_response(req, status, bp), sender)
 
         a.sendto(request("INVITE", 1, "z9hG4bK-reack-1"), to_m1)
         invite, m2_address = _wait(b, b"INVITE ")
@@ -250,3 +275,46 @@ def _reack(m1: Proc, m2: Proc) -> None:
             _wait(a, b"SIP/2.0 488", 2.0)
         with pytest.raises(TimeoutError):  # and the callee did not get it a second time
             _wait(b, b"ACK ", 0.5)
+
+
+def test_an_invite_the_dead_owner_forwarded_reaches_the_callee_again_as_itself(
+    tmp_path: Path,
+) -> None:
+    """The caller's INVITE lands on m2, whose Call-ID m1 owns: m1 forwards it, and is
+    killed before anyone answers.  The caller's retransmission lands on m2 again, which
+    serves it for m1 (out of reach): the callee gets the very bytes m1 sent, a
+    retransmission (RFC 3261 §17.2.3 matches it to the transaction it has), not a
+    second INVITE of the call.  Its 200 names m1 and comes back through m2 to the
+    caller."""
+    data = make_data(tmp_path / "data", ACCOUNTS, DOMAIN)
+    vip = fresh_loopback(5060)
+    with loopback_farm(tmp_path, data, ("m1", "m2"), advertise=f"{vip}:5060") as started:
+        m1, m2 = started.members["m1"], started.members["m2"]
+        time.sleep(INVITE_HANDOFF)  # new INVITEs then go to their owner on the ring of two
+        ring = Ring(m1.ring())
+        call_id = next(
+            c for c in (f"dead-{i}@127.0.0.1" for i in range(100)) if ring.owner(c) == "m1"
+        )
+        with (
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a,
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b,
+        ):
+            a.bind(("127.0.0.1", 0))
+            b.bind(("127.0.0.1", 0))
+            ap, bp = a.getsockname()[1], b.getsockname()[1]
+            b.settimeout(5)
+            assert register(b, (m2.host, 5060), "u1") == "SIP/2.0 200 OK"
+            invite = _request(call_id, ap, bp, "INVITE", 1, "z9hG4bK-dead-1")
+            a.sendto(invite, (m2.host, 5060))
+            first, _ = _wait(b, b"INVITE ")
+            assert b"member=m1" in _header(first, b"Record-Route")
+            m1.process.send_signal(signal.SIGKILL)
+            m1.process.wait()
+            until(lambda: not _link(m2, "m1"), what="m2 hears m1's link go down")
+            a.sendto(invite, (m2.host, 5060))  # the caller's retransmission (Timer A)
+            again, sender = _wait(b, b"INVITE ")
+            assert again == first  # byte for byte: the callee's transaction absorbs it
+            assert m2.status()["counters"].get("served_for_another", 0) >= 1
+            b.sendto(_response(again, "200 OK", bp), sender)
+            ok, _ = _wait(a, b"SIP/2.0 200")
+            assert _header(ok, b"Call-ID") == call_id.encode()
