@@ -18,15 +18,17 @@ machine falls on every configuration alike:
   relay: etcd, the router, bindings written to the accounts' storage before the 200;
   farm over farm1 is the relaying alone, farm1 over single the rest of the farm edge;
 - ``farm``: ``sipfarm up --sip H:5060 --members 2 --data DIR``: etcd and two members
-  bound to the same address with SO_REUSEPORT, the kernel spreading UDP flows over
-  them by 4-tuple.  SIPp sends with one socket per call (``-t un``) so that calls
-  spread; the UAS is one socket, so everything it sends lands on one member.
+  bound to the same address with SO_REUSEPORT, the kernel steering each datagram
+  to its member (sipfarm/transport/steering.py: a response by its Via branch, a
+  request by its Call-ID's bucket on the ring) and spreading the rest by 4-tuple.
+  SIPp sends with one socket per call (``-t un``) so that calls spread; the UAS is
+  one socket.
 - ``pair`` (only with ``--configs``): ``--members`` single members at once, each on its
   own address with its own SIPp UAC and UAS at its share of the rate: the farm's
   processes without the farm (no etcd, no router, no relay); pair over single is what
   one more process costs on this machine, farm over pair what the farm adds to that;
-- ``farm-hash`` (only with ``--configs``): ``farm`` with ``--no-steering``, responses
-  placed by the kernel's hash like everything else (and relayed to their member);
+- ``farm-hash`` (only with ``--configs``): ``farm`` with ``--no-steering``, every
+  datagram placed by the kernel's hash (and relayed to its member);
 - ``farm-nosync`` (only with ``--configs``): ``farm`` with ``--no-sync``, bindings not
   fsynced before their 200 OK; farm over farm-nosync is what durability costs (issue 6:
   durable registrations at >= 80 % of the rate without; run the registrations above
