@@ -37,7 +37,7 @@ from mail.errors import AccountUnreadable
 
 from .actions import Drop, Send, SendResponse, Source
 from .auth import DigestAuth, TrustedSources, Verdict
-from .ownership import is_stateless_tag
+from .ownership import branch_prefix, is_stateless_tag
 from .proxy.proxy import Proxy, ProxyConfig, Reject, Target
 from .proxy.routing import (
     Hop,
@@ -205,6 +205,7 @@ class SipCore:
         self.accepting = True
         #: Call-ID → when the dialog through this member was set up (see _dialog).
         self.dialogs: dict[str, float] = {}
+        self._branch_prefix = branch_prefix(config.token)
         #: (Call-ID, CSeq) → until when: INVITEs whose 2xx this member forwarded statelessly.
         self.answered: dict[tuple[str, int], float] = {}
         self._own = {a.encode() for a in self.me.addresses}
@@ -429,7 +430,11 @@ class SipCore:
         if entry is not None:
             first = entry.machine.state.value in ("Calling", "Trying", "Proceeding")
             self.layer.received_response(entry, response, now)
-            if first and 200 <= response.status < 300:  # not a 2xx retransmission
+            if (
+                first  # not a 2xx retransmission
+                and 200 <= response.status < 300
+                and (response.via[0].branch or "").startswith(self._branch_prefix)
+            ):  # a dialog record-routed in another member's name (Farm._acting) is its
                 self._dialog(response, now)
             return
         vias = response.via

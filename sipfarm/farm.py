@@ -400,6 +400,7 @@ class Farm:
         # lands (router rule 2).  The balancer keeps a flow on one member, so the ACK
         # lands where its re-INVITE did.
         self._reinvites: dict[bytes, tuple[str, float]] = {}
+        self._died: dict[str, float] = {}  # members that died (not left), and when
         self._publishing = False
         self.received = 0  # packets from this member's sockets (the relay ratio's base)
         core.accepting = False  # until a view names this member
@@ -511,15 +512,19 @@ class Farm:
                 future.set_exception(Unreachable(f"{peer} left the farm"))
         if gone:  # not at once: a stopping member still relays what its flows bring
             asyncio.get_running_loop().call_later(LINK_LINGER, self._forget, gone)
+        now = time.time()
         for token in view.dead:  # the balancer forgets a dead member's flows; we do too
             self.flows.drop(token)
+            self._died[token] = now
+        for token, when in list(self._died.items()):  # back (a restart), or long ago
+            if token in view.members or when + HANDOFF < now:
+                del self._died[token]
         if self.steered is not None:
             self._steer(view)
         self._same_socket = frozenset(
             t for t, m in view.members.items() if m.sip is not None and m.sip == self.sip
         )
         ring = view.ring()
-        now = time.time()
         route = self.route
         # Our Via names the advertised address (the VIP); members reached on their
         # own addresses put those in their Via: both are the farm's.
@@ -928,7 +933,8 @@ class Farm:
     def _acting(self, p: Peek, now: float) -> str | None:
         """The member this one serves a new request for, if another: its owner, when out
         of reach (dead before the view says so, frozen, cut off), or, for a few seconds
-        after a view change, its owner before the change, which died.
+        after a view change, its owner before the change, which died (one that left
+        the farm drained took no new work: what it had, it finished).
 
         That member may have forwarded the request before it went, and the caller
         retransmits it here.  The proxy then sends it as that member did, under its
@@ -946,7 +952,7 @@ class Farm:
         if previous is None or now >= route.handoff_until - HANDOFF + INVITE_HANDOFF:
             return None
         before = previous.owner(p.call_id or b"")
-        if before is None or before == self.me or before in route.live:
+        if before is None or before == self.me or before not in self._died:
             return None
         return before
 

@@ -485,6 +485,13 @@ def test_a_new_invite_served_for_its_owner_is_the_one_the_owner_sent() -> None:
     assert served_for[1].data == sent.data and served_for[1].address == sent.address
     assert request(sent).via[0].branch.startswith(branch_prefix("m1"))
     assert request(sent).headers.get("record-route").endswith(";lr;member=m1>")
+    # the callee's 200 reaches m2's transaction; the dialog is m1's (its Record-Route),
+    # so m2, drained later, does not wait for a BYE that goes to m1
+    (up,) = from_callee(m2, answer_to(served_for[1], 200))
+    assert status(up) == 200 and up.address == ("198.51.100.1", 5060)
+    assert m2.core.dialogs == {}
+    from_callee(m1, answer_to(sent, 200))
+    assert list(m1.core.dialogs) == ["call-1@198.51.100.1"]
     own = make_core(trusted=TRUSTED, token="m2")
     register(own, "bob", "sip:bob@198.51.100.2:5070")
     mine = request(own.feed(invite())[1])
