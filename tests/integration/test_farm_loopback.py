@@ -277,15 +277,16 @@ def _reack(m1: Proc, m2: Proc) -> None:
             _wait(b, b"ACK ", 0.5)
 
 
+@pytest.mark.parametrize("seen", ["link down", "view without m1"])
 def test_an_invite_the_dead_owner_forwarded_reaches_the_callee_again_as_itself(
-    tmp_path: Path,
+    tmp_path: Path, seen: str
 ) -> None:
     """The caller's INVITE lands on m2, whose Call-ID m1 owns: m1 forwards it, and is
     killed before anyone answers.  The caller's retransmission lands on m2 again, which
-    serves it for m1 (out of reach): the callee gets the very bytes m1 sent, a
-    retransmission (RFC 3261 §17.2.3 matches it to the transaction it has), not a
-    second INVITE of the call.  Its 200 names m1 and comes back through m2 to the
-    caller."""
+    serves it for m1 (out of reach, or, once the view has no m1, the owner before the
+    change, which died): the callee gets the very bytes m1 sent, a retransmission
+    (RFC 3261 §17.2.3 matches it to the transaction it has), not a second INVITE of
+    the call.  Its 200 names m1 and comes back through m2 to the caller."""
     data = make_data(tmp_path / "data", ACCOUNTS, DOMAIN)
     vip = fresh_loopback(5060)
     with loopback_farm(tmp_path, data, ("m1", "m2"), advertise=f"{vip}:5060") as started:
@@ -311,6 +312,8 @@ def test_an_invite_the_dead_owner_forwarded_reaches_the_callee_again_as_itself(
             m1.process.send_signal(signal.SIGKILL)
             m1.process.wait()
             until(lambda: not _link(m2, "m1"), what="m2 hears m1's link go down")
+            if seen == "view without m1":  # within INVITE_HANDOFF of the change
+                until(lambda: m2.status()["view"]["ring"] == ["m2"], what="m1 out of the view")
             a.sendto(invite, (m2.host, 5060))  # the caller's retransmission (Timer A)
             again, sender = _wait(b, b"INVITE ")
             assert again == first  # byte for byte: the callee's transaction absorbs it
