@@ -50,7 +50,10 @@ def pytest_configure(config: pytest.Config) -> None:
 #: update before the fix of the restarted member's first packets; once in some twenty
 #: runs since, its cause not found: see the session note) must not throw away a
 #: whole CI run.  pytest's summary names every rerun ("R"), so none goes unseen.
-RERUNS = 1
+#: Two since session 8: the freeze tests lost one call in about one file run in two
+#: there (a SIPp UAS that gets a second INVITE of a call it answered aborts it; see
+#: that session's note), and one rerun made a CI run fail one time in some twenty.
+RERUNS = 2
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
