@@ -59,6 +59,11 @@ def _mix(x: int) -> int:
     return x ^ (x >> 31)
 
 
+def _bucket_hash(b: int) -> int:
+    """A bucket's 64-bit hash, which the members' seeds are mixed with."""
+    return _mix(b ^ 0x9E3779B97F4A7C15)  # the golden ratio's bits: bucket 0 is no zero
+
+
 class Ring:
     """The owners of keys among ``members`` (member tokens); immutable, one per view.
 
@@ -92,7 +97,7 @@ class Ring:
         return owner
 
     def _first(self, b: int) -> str:
-        h = _mix(b ^ 0x9E3779B97F4A7C15)
+        h = _bucket_hash(b)
         best = -1
         owner = ""
         for seed, member in self._seeds:  # members sorted: ties go to the first token
@@ -104,7 +109,7 @@ class Ring:
     def owners(self, key: bytes | str, n: int) -> list[str]:
         """The first ``n`` members in ``key``'s order of preference (owner first, then the
         one that takes over if the owner leaves, and so on)."""
-        h = _mix(bucket(key) ^ 0x9E3779B97F4A7C15)
+        h = _bucket_hash(bucket(key))
         ranked = sorted(self._seeds, key=lambda sm: (-_mix(h ^ sm[0]), sm[1]))
         return [m for _, m in ranked[:n]]
 
