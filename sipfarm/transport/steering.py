@@ -184,6 +184,19 @@ def _assemble(items: list[_Insn | str]) -> bytes:
     return bytes(out)
 
 
+def _first_value(map_fd: int, key_at: int) -> list[_Insn | str]:
+    """r0 = the value of key 0 of an array map (the key written at ``key_at`` on the
+    stack), or off to "pass"."""
+    return [
+        _Insn(_STW, 10, 0, key_at, 0),
+        _Insn(_LDDW, 1, _PSEUDO_MAP_FD, 0, map_fd),
+        _Insn(_MOV_REG, 2, 10),
+        _Insn(_ADD, 2, 0, 0, key_at),
+        _Insn(_CALL, 0, 0, 0, _FN_MAP_LOOKUP_ELEM),
+        _Insn(_JEQ, 0, 0, "pass", 0),
+    ]
+
+
 def _call_id_bucket(scratch_fd: int) -> list[_Insn | str]:
     """A request: r0 = its Call-ID's bucket (:func:`cluster.ring.bucket`), or off to "pass".
 
@@ -222,12 +235,7 @@ def _call_id_bucket(scratch_fd: int) -> list[_Insn | str]:
         "long",
         _Insn(_ADD, 9, 0, 0, 8),  # past "Call-ID:"
         "found",
-        _Insn(_STW, 10, 0, -28, 0),
-        _Insn(_LDDW, 1, _PSEUDO_MAP_FD, 0, scratch_fd),
-        _Insn(_MOV_REG, 2, 10),
-        _Insn(_ADD, 2, 0, 0, -28),
-        _Insn(_CALL, 0, 0, 0, _FN_MAP_LOOKUP_ELEM),
-        _Insn(_JEQ, 0, 0, "pass", 0),
+        *_first_value(scratch_fd, -28),
         _Insn(_STXDW, 0, 9, 0),
         _Insn(_LDXDW, 9, 0, 0),
         _Insn(_JGT, 9, 0, "pass", SCAN_REQUEST + 10),
@@ -288,12 +296,7 @@ def program(tokens_fd: int, sockets_fd: int, owners_fd: int, scratch_fd: int) ->
         *_call_id_bucket(scratch_fd),
         # r0 = the bucket: its owner's slot is byte r0 of the owners map's one value
         _Insn(_MOV_REG, 9, 0),
-        _Insn(_STW, 10, 0, -24, 0),
-        _Insn(_LDDW, 1, _PSEUDO_MAP_FD, 0, owners_fd),
-        _Insn(_MOV_REG, 2, 10),
-        _Insn(_ADD, 2, 0, 0, -24),
-        _Insn(_CALL, 0, 0, 0, _FN_MAP_LOOKUP_ELEM),
-        _Insn(_JEQ, 0, 0, "pass", 0),
+        *_first_value(owners_fd, -24),
         _Insn(_ADD_REG, 0, 9),
         _Insn(_LDXB, 3, 0, 0),
         _Insn(_JEQ, 3, 0, "pass", _NO_SLOT),

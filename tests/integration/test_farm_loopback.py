@@ -13,6 +13,7 @@ on its own address, and the farm must behave as one server behind it:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
@@ -220,12 +221,16 @@ def test_acks_on_the_route_set_are_forwarded_where_they_land_but_a_non_2xx_one_i
         assert m1.status()["counters"].get("reinvite_acks_relayed") == 1
 
 
-def _reack(m1: Proc, m2: Proc) -> None:
-    """The call, its ACK, the re-INVITE answered 488 and its ACK (see the test)."""
+@contextlib.contextmanager
+def _phones(
+    m1: Proc, m2: Proc, name: str, owner: str
+) -> Iterator[tuple[str, socket.socket, socket.socket]]:
+    """A Call-ID that ``owner`` owns on the ring of two, the caller's socket and the
+    callee's, the callee (u1) registered through m2."""
     time.sleep(INVITE_HANDOFF)  # new INVITEs then go to their owner on the ring of two
     ring = Ring(m1.ring())
     call_id = next(
-        c for c in (f"reack-{i}@127.0.0.1" for i in range(100)) if ring.owner(c.encode()) == "m2"
+        c for c in (f"{name}-{i}@127.0.0.1" for i in range(100)) if ring.owner(c) == owner
     )
     with (
         socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a,
@@ -233,9 +238,15 @@ def _reack(m1: Proc, m2: Proc) -> None:
     ):
         a.bind(("127.0.0.1", 0))
         b.bind(("127.0.0.1", 0))
-        ap, bp = a.getsockname()[1], b.getsockname()[1]
         b.settimeout(5)
         assert register(b, (m2.host, 5060), "u1") == "SIP/2.0 200 OK"
+        yield call_id, a, b
+
+
+def _reack(m1: Proc, m2: Proc) -> None:
+    """The call, its ACK, the re-INVITE answered 488 and its ACK (see the test)."""
+    with _phones(m1, m2, "reack", owner="m2") as (call_id, a, b):
+        ap, bp = a.getsockname()[1], b.getsockname()[1]
         to_m1 = (m1.host, 5060)
 
         def request(
@@ -291,20 +302,8 @@ def test_an_invite_the_dead_owner_forwarded_reaches_the_callee_again_as_itself(
     vip = fresh_loopback(5060)
     with loopback_farm(tmp_path, data, ("m1", "m2"), advertise=f"{vip}:5060") as started:
         m1, m2 = started.members["m1"], started.members["m2"]
-        time.sleep(INVITE_HANDOFF)  # new INVITEs then go to their owner on the ring of two
-        ring = Ring(m1.ring())
-        call_id = next(
-            c for c in (f"dead-{i}@127.0.0.1" for i in range(100)) if ring.owner(c) == "m1"
-        )
-        with (
-            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a,
-            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b,
-        ):
-            a.bind(("127.0.0.1", 0))
-            b.bind(("127.0.0.1", 0))
+        with _phones(m1, m2, "dead", owner="m1") as (call_id, a, b):
             ap, bp = a.getsockname()[1], b.getsockname()[1]
-            b.settimeout(5)
-            assert register(b, (m2.host, 5060), "u1") == "SIP/2.0 200 OK"
             invite = _request(call_id, ap, bp, "INVITE", 1, "z9hG4bK-dead-1")
             a.sendto(invite, (m2.host, 5060))
             first, _ = _wait(b, b"INVITE ")
